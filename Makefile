@@ -1,0 +1,35 @@
+# Two commands on a fresh machine with only Python:  make demo  and  make test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+# The real datasets: ../shared/data when this checkout sits beside it, else the
+# per-user cache, where `snn` fetches them on first use.
+SNN_DATA_DIR ?= $(abspath $(wildcard ../shared/data))
+export SNN_DATA_DIR
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/snn train examples/catvnoncat-4layer.json
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/bench_training.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

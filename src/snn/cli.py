@@ -1,0 +1,271 @@
+"""The ``snn`` command: a thin layer over the Python API, with rich output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import SnnError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="snn: the Serverless Neural Network.")
+data_app = typer.Typer(no_args_is_help=True, help="List, fetch and verify datasets under the data root.")
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="data root (else $SNN_DATA_DIR, else the user cache)")]
+
+
+def fail(message: str, code: int = 2):
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def main():
+    """Entry point: turns snn's own errors into one clear message instead of a traceback."""
+    try:
+        app()
+    except SnnError as e:
+        err.print(f"error: {e}", highlight=False, markup=False)
+        sys.exit(2)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="JSON or YAML config (or the seeds' parameters.json)")],
+    data: DataOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="run folder (default runs/NAME-TIME)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="override training.epochs")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="override training.seed")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+):
+    """Train a network and write its run folder."""
+    from . import load_config
+    from .run import train as run_train
+
+    cfg = load_config(config, {"training.epochs": epochs, "training.seed": seed})
+    show = not (quiet or as_json)
+    with _progress(show) as progress:
+        task = progress.add_task(cfg.name, total=cfg.training.epochs, cost=float("nan"), acc="")
+
+        def on_epoch(r):
+            acc = f"{r['train_accuracy']:.4f}" + (f" val {r['val_accuracy']:.4f}" if r["val_accuracy"] is not None else "")
+            progress.update(task, completed=r["epoch"], cost=r["cost"], acc=acc)
+
+        run = run_train(cfg, data, out, on_epoch)
+    if as_json:
+        print(json.dumps({**run.summary, "run_dir": str(run.run_dir)}))
+    elif not quiet:
+        _print_summary(run.summary, run.run_dir)
+
+
+def _progress(show: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("cost {task.fields[cost]:.6f}  acc {task.fields[acc]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not show,
+    )
+
+
+def _print_summary(summary: dict, run_dir) -> None:
+    table = Table(title="What it learned", show_header=False)
+    for key in ("dataset", "epochs", "final_cost", "train_accuracy", "val_accuracy", "test_accuracy",
+                "seconds_per_epoch", "wall_seconds"):
+        if key in summary:
+            v = summary[key]
+            table.add_row(key, f"{v:.6g}" if isinstance(v, float) else str(v))
+    console.print(table)
+    console.print(f"Run folder: [bold]{run_dir}[/] (config.json, history.csv, summary.json, model.*)")
+
+
+@app.command()
+def evaluate(
+    model_path: Annotated[Path, typer.Argument(metavar="RUN_DIR_OR_MODEL")],
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="test or train")] = "test",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """Accuracy, confusion matrix, precision and recall per class on a dataset split."""
+    from . import load_dataset, load_model
+    from .metrics import accuracy, confusion_matrix, per_class
+
+    model = load_model(model_path)
+    name = model.summary.get("dataset")
+    if not name:
+        fail(f"{model_path}: the model does not say which dataset it was trained on")
+    ds = load_dataset(name, data)
+    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
+    if split not in ("test", "train") or x is None:
+        fail(f"split {split!r} is not available for {name}; allowed: test, train")
+    pred = model.predict_raw(x)
+    C = confusion_matrix(y, pred, len(model.classes))
+    stats = per_class(C)
+    result = {"dataset": name, "split": split, "examples": len(y), "accuracy": accuracy(y, pred),
+              "confusion_matrix": C.tolist(), "classes": list(model.classes),
+              **{k: v.tolist() for k, v in stats.items()}}
+    if as_json:
+        print(json.dumps(result))
+        return
+    console.print(f"{name} {split}: accuracy [bold]{result['accuracy']:.4f}[/] on {len(y)} examples")
+    cm = Table(title="Confusion matrix (rows: true, columns: predicted)")
+    cm.add_column("")
+    for c in model.classes:
+        cm.add_column(c, justify="right")
+    for c, row in zip(model.classes, C):
+        cm.add_row(c, *map(str, row))
+    console.print(cm)
+    pc = Table(title="Per class")
+    for col in ("class", "precision", "recall", "specificity"):
+        pc.add_column(col, justify="right")
+    for i, c in enumerate(model.classes):
+        pc.add_row(c, *(f"{stats[k][i]:.4f}" for k in ("precision", "recall", "specificity")))
+    console.print(pc)
+
+
+@app.command()
+def predict(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL")],
+    images: Annotated[list[Path], typer.Argument(metavar="IMAGE...", help="PNG or JPEG files")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """Classify images, resized and scaled exactly as in training."""
+    from . import load_model
+    from .images import load_image
+
+    model = load_model(model_path)
+    if model.preprocessing.kind != "image":
+        fail(f"{model_path}: this model takes table rows, not images")
+    batch = np.stack([load_image(p, model.preprocessing.shape) for p in images])
+    probs = model.class_probabilities(model.preprocessing.columns(batch, model.dtype))
+    rows = []
+    for path, p in zip(images, probs.T):
+        k = int(p.argmax())
+        rows.append({"image": str(path), "label": model.classes[k], "probability": float(p[k])})
+    if as_json:
+        print(json.dumps(rows))
+        return
+    for r in rows:
+        console.print(f"{r['image']}: [bold]{r['label']}[/] ({r['probability']:.4f})", highlight=False)
+
+
+@app.command()
+def gradcheck(
+    config: Annotated[Path, typer.Argument(help="config whose network to check")],
+    data: DataOpt = None,
+    examples: Annotated[int, typer.Option(help="training examples to use")] = 8,
+    entries: Annotated[int, typer.Option(help="entries compared per tensor (sampled above this)")] = 32,
+    threshold: Annotated[float, typer.Option(help="largest relative error allowed")] = 1e-6,
+):
+    """Compare backprop with centred finite differences for every parameter tensor (float64)."""
+    from . import load_config, load_dataset
+    from .core.gradcheck import check_gradients
+    from .core.network import Network, Params, targets
+    from .run import initial_params, network_spec
+
+    cfg = load_config(config, {"network.dtype": "float64"})
+    ds = load_dataset(cfg.data.dataset, data, fetch_missing=True).subset(examples)
+    spec = network_spec(cfg, ds)
+    params = initial_params(cfg, spec)
+    X = ds.preprocessing.columns(ds.x_train, np.float64)
+    # Relu kinks break finite differences at Z == 0, so avoid all-zero layers by
+    # checking at slightly perturbed weights as well as biases.
+    params = Params(params.sizes, params.flat + np.random.default_rng(0).normal(0, 1e-3, params.flat.size))
+    checks = check_gradients(Network(spec), params, X, targets(ds.y_train, spec.layers[-1][0]),
+                             cfg.training.l2, max_entries=entries)
+    table = Table(title=f"Gradient check: {cfg.name} ({len(ds.y_train)} examples, eps 1e-6)")
+    for col in ("tensor", "entries", "relative error", ""):
+        table.add_column(col, justify="right")
+    worst = max(c.relative_error for c in checks)
+    for c in checks:
+        ok = c.relative_error <= threshold
+        table.add_row(c.name, str(c.checked), f"{c.relative_error:.3e}", "[green]ok[/]" if ok else "[bold red]FAIL[/]")
+    console.print(table)
+    if worst > threshold:
+        fail(f"gradient check failed: worst relative error {worst:.3e} > threshold {threshold:.1e}", 1)
+    console.print(f"[green]passed[/]: worst relative error {worst:.3e} <= {threshold:.1e}")
+
+
+@app.command()
+def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]):
+    """Architecture, classes, preprocessing and training summary of a saved model."""
+    from . import load_model
+
+    model = load_model(model_path)
+    table = Table(title=f"Model {model_path}")
+    for col in ("layer", "units", "activation", "parameters"):
+        table.add_column(col, justify="right")
+    sizes = model.spec.sizes
+    table.add_row("input", str(model.spec.n_input), "", "")
+    for l, (units, act) in enumerate(model.spec.layers, start=1):
+        table.add_row(str(l), str(units), act, str(units * (sizes[l - 1] + 1)))
+    console.print(table)
+    console.print(f"loss {model.spec.loss}, dtype {model.dtype}, {model.spec.n_params} parameters")
+    console.print(f"classes: {', '.join(model.classes)}")
+    console.print(f"preprocessing: {model.preprocessing.to_json()}")
+    console.print(f"optimizer: {model.optimizer}")
+    console.print_json(data=model.summary)
+
+
+@data_app.command("list")
+def data_list(data: DataOpt = None):
+    """Show the datasets and whether their files are present under the data root."""
+    from .data import data_root
+    from .data.catalog import PUBLISHED
+    from .data.fetch import verify_presence
+
+    root = data_root(data)
+    table = Table(title=f"Datasets under {root}")
+    for col in ("name", "files present", "about"):
+        table.add_column(col)
+    for name, pub in PUBLISHED.items():
+        present = sum(s.state == "ok" for s in verify_presence(root, name))
+        table.add_row(name, f"{present}/{len(pub.files)}", pub.about)
+    table.add_row("spiral, xor", "generated", "2-D toy problems made in code")
+    table.add_row("csv:PATH, npz:PATH", "your file", "numbers with the label last / x_train, y_train arrays")
+    console.print(table)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: str,
+    data: DataOpt = None,
+    url: Annotated[Optional[str], typer.Option(help="mirror base URL (http or https)")] = None,
+):
+    """Download a published dataset, verify its SHA-256, and write it atomically."""
+    from .data import data_root
+    from .data.fetch import fetch
+
+    root = data_root(data)
+    fetched = fetch(root, name, url)
+    console.print(f"{name}: {len(fetched)} file(s) downloaded and verified under {root / name}")
+
+
+@data_app.command("verify")
+def data_verify(names: Annotated[Optional[list[str]], typer.Argument()] = None, data: DataOpt = None):
+    """Check every file of the published datasets against its SHA-256."""
+    from .data import data_root
+    from .data.catalog import PUBLISHED
+    from .data.fetch import verify
+
+    root = data_root(data)
+    table = Table(title=f"Verify {root}")
+    for col in ("dataset", "file", "state", "bytes"):
+        table.add_column(col)
+    bad = 0
+    for name in names or list(PUBLISHED):
+        for s in verify(root, name):
+            bad += s.state != "ok"
+            style = {"ok": "green", "missing": "yellow", "corrupt": "bold red"}[s.state]
+            table.add_row(s.dataset, s.file, f"[{style}]{s.state}[/]", str(s.size))
+    console.print(table)
+    if bad:
+        raise typer.Exit(1)

@@ -1,0 +1,190 @@
+"""The configuration of a network and its training: schema, files, and the seeds' format.
+
+A configuration is JSON or YAML. Values resolve in one order: command-line
+argument, then the file, then the defaults below. Every field is validated, and a
+bad one gets an error naming the field, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .core.activations import ACTIVATIONS
+from .errors import ConfigError
+
+ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LayerConfig(Strict):
+    units: int = Field(gt=0, description="neurons in the layer")
+    activation: ActivationName
+
+
+class NetworkConfig(Strict):
+    layers: list[LayerConfig] = Field(min_length=1, description="hidden layers, then the output layer")
+    loss: Literal["auto", "bce", "cce", "mse"] = Field("auto", description="auto: bce after sigmoid, cce after softmax, else mse")
+    init: Literal["scaled", "xavier", "he", "glorot_uniform"] = "he"
+    init_scale: float | None = Field(None, gt=0, description="factor of the 'scaled' initializer (default 0.01)")
+    bias_init: float = 0.0
+    random_mode: Literal["legacy", "generator"] = Field(
+        "generator", description="legacy: numpy.random.RandomState(seed), as the classic course notebooks"
+    )
+    dtype: Literal["float64", "float32"] = "float64"
+
+    def resolved_loss(self) -> str:
+        if self.loss != "auto":
+            return self.loss
+        return {"sigmoid": "bce", "softmax": "cce"}.get(self.layers[-1].activation, "mse")
+
+
+class OptimizerConfig(Strict):
+    name: Literal["gd", "momentum", "rmsprop", "adam"] = "gd"
+    learning_rate: float = Field(0.0075, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1, description="Adam's first moment; momentum's beta")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam's second moment; RMSProp's beta")
+    epsilon: float = Field(1e-8, gt=0)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {
+            "gd": {},
+            "momentum": {"beta": self.beta1},
+            "rmsprop": {"beta": self.beta2, "epsilon": self.epsilon},
+            "adam": {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon},
+        }[self.name]
+
+
+class ScheduleConfig(Strict):
+    name: Literal["constant", "inverse_time", "exponential", "step"] = "constant"
+    decay_rate: float = Field(0.0, ge=0)
+    interval: int = Field(1, gt=0, description="epochs per decay step")
+
+
+class TrainingConfig(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int | None = Field(None, gt=0, description="None: full batch")
+    shuffle: bool = True
+    seed: int = Field(1, ge=0)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    l2: float = Field(0.0, ge=0, description="L2 regularization lambda")
+    dropout: float = Field(0.0, ge=0, lt=1, description="probability of dropping a hidden unit")
+    threshold: float | None = Field(None, description="stop once an epoch's cost is below this")
+
+
+class DataConfig(Strict):
+    dataset: str = Field(description="catvnoncat, mnist, fashion-mnist, spiral, xor, csv:PATH or npz:PATH")
+    validation_split: float = Field(0.0, ge=0, lt=1, description="fraction of the training data held out")
+    subset: int | None = Field(None, gt=0, description="use only the first N training examples")
+
+
+class Config(Strict):
+    name: str = "run"
+    data: DataConfig
+    network: NetworkConfig
+    training: TrainingConfig
+
+
+SEED_KEYS = {"epochs", "layers", "activations", "neurons", "learning_rate", "weight", "bias",
+             "lambda", "optimizer", "beta1", "beta2", "epsilon", "batch_size", "threshold"}
+
+
+def from_parameters_json(raw: dict[str, Any]) -> dict[str, Any]:
+    """Translate the seeds' ``parameters.json`` (cat vs non-cat) into this schema."""
+    unknown = sorted(set(raw) - SEED_KEYS)
+    if unknown:
+        raise ConfigError(f"parameters.json: unknown keys {unknown}; allowed: {sorted(SEED_KEYS)}")
+    try:
+        n = int(raw["layers"])
+        layers = [
+            {"units": raw["neurons"][f"layer{i}"], "activation": raw["activations"][f"layer{i}"]}
+            for i in range(1, n + 1)
+        ]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(
+            f"parameters.json: 'layers' must be a count and 'neurons'/'activations' must name "
+            f"layer1..layerN; missing or bad: {e}"
+        ) from None
+    weight = raw.get("weight", 0.01)
+    init = {"init": weight} if isinstance(weight, str) else {"init": "scaled", "init_scale": weight}
+    optimizer = {"name": raw.get("optimizer", "gd"), "learning_rate": raw.get("learning_rate", 0.0075)}
+    optimizer.update({k: raw[k] for k in ("beta1", "beta2", "epsilon") if k in raw})
+    training = {"epochs": raw.get("epochs"), "seed": 1, "optimizer": optimizer, "l2": raw.get("lambda", 0.0)}
+    training.update({k: raw[k] for k in ("batch_size", "threshold") if k in raw})
+    return {
+        "name": "parameters",
+        "data": {"dataset": "catvnoncat"},
+        "network": {"layers": layers, **init, "bias_init": raw.get("bias", 0.0),
+                    "random_mode": "legacy", "dtype": "float64"},
+        "training": training,
+    }
+
+
+def set_path(raw: dict, dotted: str, value) -> None:
+    """Set ``raw['a']['b'] = value`` for ``dotted='a.b'``, creating sections as needed."""
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        raw = raw.setdefault(key, {})
+    raw[leaf] = value
+
+
+def parse_config(raw: Any, source: str = "config", overrides: dict[str, Any] | None = None) -> Config:
+    """Validate a dict (either format); ``overrides`` are dotted paths from the command line."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: must be a mapping of fields, got {type(raw).__name__}")
+    if "neurons" in raw and "activations" in raw:
+        raw = from_parameters_json(raw)
+    raw = json.loads(json.dumps(raw))  # a deep copy that overrides cannot leak out of
+    for path, value in (overrides or {}).items():
+        if value is not None:
+            set_path(raw, path, value)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(describe(e, source)) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    try:
+        raw = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from None
+    return parse_config(raw, str(path), overrides)
+
+
+def describe(error: ValidationError, source: str) -> str:
+    """One line per problem: field, bad value, and what is allowed."""
+    lines = [f"{source}: {error.error_count()} invalid field(s)"]
+    for e in error.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(_fields_at(e["loc"][:-1]))
+            lines.append(f"  {field}: unknown field; allowed here: {allowed}")
+        elif e["type"] == "missing":
+            lines.append(f"  {field}: required, but missing")
+        else:
+            lines.append(f"  {field}: got {e['input']!r}; {e['msg'][0].lower()}{e['msg'][1:]}")
+    return "\n".join(lines)
+
+
+def _fields_at(loc) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        model = getattr(annotation, "__args__", (annotation,))[0]
+    return list(model.model_fields)

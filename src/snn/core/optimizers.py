@@ -1,0 +1,110 @@
+"""Optimizers over flat parameter buffers, updated in place.
+
+Each optimizer is elementwise, so the same ``step`` works on a whole network's
+buffer or on any slice of it (a layer, a neuron's row). Its state is a dict of
+arrays of the same length as the buffer, plus ``t`` (the update count) where it
+needs one: plain arrays, so it saves with the model and resumes across epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GradientDescent:
+    """p <- p - lr g"""
+
+    name = "gd"
+
+    def init_state(self, n: int, dtype) -> dict[str, np.ndarray]:
+        return {}
+
+    def step(self, p, g, state, lr: float) -> None:
+        p -= lr * g
+
+
+@dataclass(frozen=True)
+class Momentum:
+    """v <- beta v + (1 - beta) g;  p <- p - lr v"""
+
+    beta: float = 0.9
+    name = "momentum"
+
+    def init_state(self, n, dtype):
+        return {"v": np.zeros(n, dtype)}
+
+    def step(self, p, g, state, lr):
+        v = state["v"]
+        v *= self.beta
+        v += (1 - self.beta) * g
+        p -= lr * v
+
+
+@dataclass(frozen=True)
+class RMSProp:
+    """s <- beta s + (1 - beta) g^2;  p <- p - lr g / (sqrt(s) + eps)"""
+
+    beta: float = 0.9
+    epsilon: float = 1e-8
+    name = "rmsprop"
+
+    def init_state(self, n, dtype):
+        return {"s": np.zeros(n, dtype)}
+
+    def step(self, p, g, state, lr):
+        s = state["s"]
+        s *= self.beta
+        s += (1 - self.beta) * (g * g)
+        p -= lr * g / (np.sqrt(s) + self.epsilon)
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam with bias correction; epsilon outside the square root::
+
+        m <- b1 m + (1 - b1) g          v <- b2 v + (1 - b2) g^2
+        m^ = m / (1 - b1^t)              v^ = v / (1 - b2^t)
+        p <- p - lr m^ / (sqrt(v^) + eps)
+    """
+
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    name = "adam"
+
+    def init_state(self, n, dtype):
+        return {"m": np.zeros(n, dtype), "v": np.zeros(n, dtype), "t": np.zeros(1, np.int64)}
+
+    def step(self, p, g, state, lr):
+        m, v = state["m"], state["v"]
+        state["t"] += 1
+        t = int(state["t"][0])
+        # In-place and with one scratch buffer: this runs once per mini-batch
+        # over every parameter, so temporaries would dominate small networks.
+        tmp = np.subtract(g, m)
+        tmp *= 1 - self.beta1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1 - self.beta2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp *= 1 / np.sqrt(1 - self.beta2**t)  # sqrt(v^) = sqrt(v) / sqrt(1 - b2^t)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr / (1 - self.beta1**t)
+        p -= tmp
+
+
+OPTIMIZERS = {"gd": GradientDescent, "momentum": Momentum, "rmsprop": RMSProp, "adam": Adam}
+
+
+def make_optimizer(name: str, **hyper):
+    try:
+        cls = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}") from None
+    return cls(**hyper)

@@ -1,0 +1,89 @@
+"""The training loop, as a generator of per-epoch results. No I/O, no clocks.
+
+The cost recorded for an epoch is the cost of each batch's forward pass before
+that batch's update, averaged over the batches weighted by their sizes; with one
+full batch that is exactly the classic notebooks' "cost after iteration i".
+
+Shuffles and dropout masks come from generators seeded by ``(seed, stream, epoch)``,
+so any epoch can be replayed or resumed without saving a random state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import Network, Params, predictions
+from .schedules import SCHEDULES
+
+SHUFFLE, DROPOUT = 1, 2
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to train: the loop's hyperparameters."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int | None = None  # None: full batch
+    shuffle: bool = True
+    schedule: str = "constant"
+    decay_rate: float = 0.0
+    decay_interval: int = 1
+    l2: float = 0.0
+    dropout: float = 0.0  # probability of dropping a hidden unit
+    seed: int = 0
+
+    def learning_rate_at(self, epoch: int) -> float:
+        return SCHEDULES[self.schedule](self.learning_rate, epoch, self.decay_rate, self.decay_interval)
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # 1-based: epoch 1 is the first pass over the data
+    cost: float
+    accuracy: float
+    learning_rate: float
+
+
+def batches(X, Y, labels, size, rng):
+    """Yield ``(X_b, Y_b, labels_b)``; the last batch may be smaller."""
+    m = X.shape[1]
+    if size is None or size >= m:
+        yield X, Y, labels
+        return
+    # Examples as rows, so a shuffled batch is one gather of contiguous rows;
+    # its transpose is the (n_x, b) view the math wants, without a copy.
+    rows = X.T if X.T.flags.c_contiguous else np.ascontiguousarray(X.T)
+    order = rng.permutation(m) if rng is not None else np.arange(m)
+    for start in range(0, m, size):
+        idx = order[start : start + size]
+        yield rows[idx].T, Y[:, idx], labels[idx]
+
+
+def epoch_rng(seed: int, stream: int, epoch: int):
+    return np.random.default_rng([seed, stream, epoch])
+
+
+def train_epochs(
+    net: Network, params: Params, optimizer, state, X, Y, plan: Plan, start_epoch: int = 0
+) -> Iterator[EpochResult]:
+    """Train ``params`` in place, yielding after every epoch."""
+    labels = predictions(Y) if Y.shape[0] > 1 else Y[0].astype(np.int64)
+    grads = Params.zeros(params.sizes, params.flat.dtype)
+    keep = 1.0 - plan.dropout
+    m = X.shape[1]
+    for epoch in range(start_epoch, plan.epochs):
+        lr = plan.learning_rate_at(epoch)
+        shuffle = epoch_rng(plan.seed, SHUFFLE, epoch) if plan.shuffle else None
+        mask_rng = epoch_rng(plan.seed, DROPOUT, epoch) if keep < 1.0 else None
+        total, correct = 0.0, 0
+        for Xb, Yb, lb in batches(X, Y, labels, plan.batch_size, shuffle):
+            cache = net.forward(params, Xb, keep, mask_rng)
+            total += net.cost(params, cache, Yb, plan.l2) * Yb.shape[1]
+            correct += int((predictions(cache.A[-1]) == lb).sum())
+            net.backward(params, cache, Yb, grads, plan.l2)
+            optimizer.step(params.flat, grads.flat, state, lr)
+        yield EpochResult(epoch + 1, total / m, correct / m, lr)

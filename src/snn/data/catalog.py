@@ -1,0 +1,80 @@
+"""The published datasets: their files, checksums, mirrors and loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dataset import Dataset, Preprocessing
+from .hdf5 import read_h5_split
+from .idx import load_idx_pair
+
+
+@dataclass(frozen=True)
+class Published:
+    name: str
+    mirror: str  # base URL; file names are appended
+    files: dict[str, str]  # file name -> SHA-256
+    load: Callable[[Path], Dataset]
+    about: str
+
+
+def _load_cat(folder: Path) -> Dataset:
+    x, y, classes = read_h5_split(folder / "train_catvnoncat.h5", "train")
+    xt, yt, _ = read_h5_split(folder / "test_catvnoncat.h5", "test")
+    return Dataset("catvnoncat", x, y, classes, Preprocessing("image", x.shape[1:], 255.0), xt, yt)
+
+
+def _idx_loader(name: str, classes: tuple[str, ...]):
+    def load(folder: Path) -> Dataset:
+        x, y = load_idx_pair(folder, "train")
+        xt, yt = load_idx_pair(folder, "t10k")
+        return Dataset(name, x, y, classes, Preprocessing("image", x.shape[1:], 255.0), xt, yt)
+
+    return load
+
+
+DIGITS = tuple(str(i) for i in range(10))
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+PUBLISHED = {
+    p.name: p
+    for p in (
+        Published(
+            "catvnoncat",
+            "https://raw.githubusercontent.com/ramakris/coursera-deeplearning/"
+            "c79617ebb9ff38e765e821f80352adee93f19357/neuralnetworks/week2/datasets/",
+            {
+                "train_catvnoncat.h5": "fbe56ab67c3ae28d564e3a644189117976d6b31af0a3ce9bb17dbf22908af242",
+                "test_catvnoncat.h5": "6a9d39ce52fa85953c5834695b8534a30ed8cfd54971fb2f080b5a24d002b951",
+            },
+            _load_cat,
+            "deeplearning.ai cat vs non-cat, 209 train + 50 test RGB 64x64 images",
+        ),
+        Published(
+            "mnist",
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            {
+                "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            },
+            _idx_loader("mnist", DIGITS),
+            "MNIST handwritten digits, 60,000 train + 10,000 test 28x28 images (CC BY-SA 3.0)",
+        ),
+        Published(
+            "fashion-mnist",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            {
+                "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+            },
+            _idx_loader("fashion-mnist", FASHION),
+            "Zalando Fashion-MNIST, 60,000 train + 10,000 test 28x28 images (MIT)",
+        ),
+    )
+}

@@ -1,0 +1,76 @@
+"""The in-memory dataset every loader returns, and the one preprocessing rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw examples become network inputs; saved with every model.
+
+    Images are flattened the classic way, ``x.reshape(m, -1).T / 255``.
+    """
+
+    kind: str = "table"  # "image" or "table"
+    shape: tuple[int, ...] = ()  # one raw example's shape, e.g. (64, 64, 3)
+    scale: float = 1.0  # divide raw values by this (255 for 8-bit images)
+
+    def columns(self, x, dtype=np.float64) -> np.ndarray:
+        """Raw examples of shape ``(m, *shape)`` -> inputs of shape ``(n_x, m)``."""
+        x = np.asarray(x)
+        flat = x.reshape(x.shape[0], -1).T
+        return np.divide(flat, self.scale, dtype=dtype)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "shape": list(self.shape), "scale": self.scale}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Preprocessing:
+        return cls(d["kind"], tuple(d["shape"]), float(d["scale"]))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Raw examples (first axis = example) with integer labels."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    classes: tuple[str, ...]
+    preprocessing: Preprocessing
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_input(self) -> int:
+        return int(np.prod(self.x_train.shape[1:]))
+
+    def with_validation(self, fraction: float, seed: int) -> Dataset:
+        """Carve a seeded validation split off the training data (never the test set)."""
+        if not fraction:
+            return self
+        m = len(self.y_train)
+        n_val = int(round(m * fraction))
+        if not 0 < n_val < m:
+            raise ValueError(f"validation_split {fraction} leaves no examples on one side of {m}")
+        order = np.random.default_rng([seed, 3]).permutation(m)
+        train, val = np.sort(order[n_val:]), np.sort(order[:n_val])
+        return replace(
+            self,
+            x_train=self.x_train[train],
+            y_train=self.y_train[train],
+            x_val=self.x_train[val],
+            y_val=self.y_train[val],
+        )
+
+    def subset(self, n_train: int | None) -> Dataset:
+        """The first ``n_train`` training examples (for quick runs and tests)."""
+        if n_train is None or n_train >= len(self.y_train):
+            return self
+        return replace(self, x_train=self.x_train[:n_train], y_train=self.y_train[:n_train])

@@ -1,0 +1,175 @@
+"""A training run: data in, a run folder out.
+
+``train(config)`` loads the dataset, builds the network, runs the core training
+loop and writes the run folder::
+
+    config.json     the fully resolved configuration
+    history.csv     epoch,cost,train_accuracy,val_accuracy,seconds,val_cost,learning_rate
+    summary.json    epochs, final_cost, accuracies, wall_seconds, ...
+    model.json, model.safetensors
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .core.initializers import initial_weights
+from .core.network import Network, NetworkSpec, Params, predictions, targets
+from .core.optimizers import make_optimizer
+from .core.training import Plan, train_epochs
+from .data import Dataset, load_dataset
+from .errors import ConfigError
+from .files import write_json, write_text
+from .metrics import accuracy
+from .model import Model
+
+HISTORY_FIELDS = ("epoch", "cost", "train_accuracy", "val_accuracy", "seconds", "val_cost", "learning_rate")
+
+
+@dataclass
+class Run:
+    config: Config
+    model: Model
+    history: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    run_dir: Path | None = None
+
+
+def network_spec(config: Config, dataset: Dataset) -> NetworkSpec:
+    """The architecture, checked against the dataset's input size and classes."""
+    layers = tuple((l.units, l.activation) for l in config.network.layers)
+    n_out, k = layers[-1][0], len(dataset.classes)
+    if not (n_out == k or (n_out == 1 and k == 2)):
+        raise ConfigError(
+            f"network.layers[-1].units is {n_out}, but dataset {dataset.name!r} has {k} classes; "
+            f"allowed: {k}" + (" (or 1 with sigmoid)" if k == 2 else "")
+        )
+    return NetworkSpec(dataset.n_input, layers, config.network.resolved_loss())
+
+
+def initial_params(config: Config, spec: NetworkSpec) -> Params:
+    net = config.network
+    weights = initial_weights(spec.sizes, net.init, config.training.seed, net.random_mode, net.init_scale)
+    params = Params.from_weights(weights, dtype=np.dtype(net.dtype))
+    for b in params.b:
+        b[...] = net.bias_init
+    return params
+
+
+def plan_of(config: Config) -> Plan:
+    t = config.training
+    return Plan(
+        epochs=t.epochs, learning_rate=t.optimizer.learning_rate, batch_size=t.batch_size, shuffle=t.shuffle,
+        schedule=t.schedule.name, decay_rate=t.schedule.decay_rate, decay_interval=t.schedule.interval,
+        l2=t.l2, dropout=t.dropout, seed=t.seed,
+    )
+
+
+def evaluate_split(net: Network, params: Params, X, y, n_out: int, l2: float = 0.0) -> tuple[float, float]:
+    """(cost, accuracy) of ``params`` on one split."""
+    cache = net.forward(params, X)
+    cost = net.cost(params, cache, targets(y, n_out, X.dtype), l2)
+    return cost, accuracy(y, predictions(cache.A[-1]))
+
+
+def default_run_dir(name: str) -> Path:
+    base = Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def train(
+    config: Config,
+    data_root: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    save: bool = True,
+) -> Run:
+    """Train ``config`` and (unless ``save=False``) write its run folder."""
+    started = time.perf_counter()
+    dataset = load_dataset(config.data.dataset, data_root, fetch_missing=True)
+    dataset = dataset.subset(config.data.subset).with_validation(config.data.validation_split, config.training.seed)
+    spec = network_spec(config, dataset)
+    net, dtype, n_out = Network(spec), np.dtype(config.network.dtype), spec.layers[-1][0]
+    cols = dataset.preprocessing.columns
+    X, Y = cols(dataset.x_train, dtype), targets(dataset.y_train, n_out, dtype)
+    X_val = None if dataset.x_val is None else cols(dataset.x_val, dtype)
+
+    params = initial_params(config, spec)
+    opt = config.training.optimizer
+    optimizer = make_optimizer(opt.name, **opt.hyperparameters())
+    state = optimizer.init_state(params.flat.size, dtype)
+    plan = plan_of(config)
+
+    history: list[dict] = []
+    threshold = config.training.threshold
+    loop_start = time.perf_counter()
+    for result in train_epochs(net, params, optimizer, state, X, Y, plan):
+        record = {"epoch": result.epoch, "cost": result.cost, "train_accuracy": result.accuracy,
+                  "val_accuracy": None, "seconds": 0.0, "val_cost": None, "learning_rate": result.learning_rate}
+        if X_val is not None:
+            record["val_cost"], record["val_accuracy"] = evaluate_split(net, params, X_val, dataset.y_val, n_out)
+        record["seconds"] = time.perf_counter() - loop_start
+        history.append(record)
+        if on_epoch:
+            on_epoch(record)
+        if threshold is not None and result.cost < threshold:
+            break
+    loop_seconds = time.perf_counter() - loop_start
+
+    summary = {
+        "name": config.name,
+        "dataset": dataset.name,
+        "epochs": len(history),
+        "final_cost": history[-1]["cost"],
+        "train_accuracy": evaluate_split(net, params, X, dataset.y_train, n_out)[1],
+        "stopped_early": len(history) < plan.epochs,
+        "n_train": len(dataset.y_train),
+        "parameters": spec.n_params,
+    }
+    if X_val is not None:
+        summary["val_accuracy"] = history[-1]["val_accuracy"]
+        summary["n_val"] = len(dataset.y_val)
+    if dataset.x_test is not None:
+        # The test set is looked at once, here, after training: never for selection.
+        summary["test_accuracy"] = evaluate_split(net, params, cols(dataset.x_test, dtype), dataset.y_test, n_out)[1]
+        summary["n_test"] = len(dataset.y_test)
+    summary["seconds_per_epoch"] = loop_seconds / len(history)
+    summary["wall_seconds"] = time.perf_counter() - started
+
+    model = Model(spec, params, dataset.preprocessing, dataset.classes,
+                  {"name": opt.name, **opt.hyperparameters()}, state, summary)
+    run = Run(config, model, history, summary)
+    if save:
+        run.run_dir = write_run(run, Path(run_dir) if run_dir else default_run_dir(config.name))
+    return run
+
+
+def history_csv(history: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for record in history:
+        writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in record.items()})
+    return out.getvalue()
+
+
+def write_run(run: Run, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "config.json", run.config.model_dump(mode="json"))
+    write_text(folder / "history.csv", history_csv(run.history))
+    run.model.save(folder)
+    write_json(folder / "summary.json", run.summary)  # last: its presence marks a complete run
+    return folder
