@@ -16,10 +16,12 @@ def read_h5_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray, tuple
         raise DataError(f"{path}: file not found; help: run `snn data fetch catvnoncat`")
     try:
         with h5py.File(path, "r") as f:
-            x, y = f[f"{split}_set_x"][()], f[f"{split}_set_y"][()]
+            wanted = (f"{split}_set_x", f"{split}_set_y", "list_classes")
+            missing = [k for k in wanted if k not in f]
+            if missing:
+                raise DataError(f"{path}: missing datasets {missing}; it has {sorted(f)}")
+            x, y = f[wanted[0]][()], f[wanted[1]][()]
             classes = tuple(c.decode() for c in f["list_classes"][()])
-    except KeyError as e:
-        raise DataError(f"{path}: missing dataset {e}; expected {split}_set_x, {split}_set_y, list_classes") from None
     except OSError as e:
         raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt: {e})") from None
     y = np.asarray(y).reshape(-1).astype(np.int64)

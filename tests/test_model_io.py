@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import snn
+from snn.errors import ModelFileError
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    cfg = {"name": "xor", "data": {"dataset": "xor"},
+           "network": {"layers": [{"units": 6, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}],
+                       "dtype": "float32"},
+           "training": {"epochs": 40, "batch_size": 32, "optimizer": {"name": "adam", "learning_rate": 0.05}}}
+    return snn.train(cfg, run_dir=tmp_path_factory.mktemp("run") / "xor")
+
+
+def test_round_trip_predicts_the_same(run):
+    model = snn.load_model(run.run_dir)
+    X = np.random.default_rng(0).uniform(-1, 1, (2, 50)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict_proba(X), run.model.predict_proba(X))
+    np.testing.assert_array_equal(model.params.flat, run.model.params.flat)
+    assert model.dtype == np.float32 and model.classes == ("0", "1")
+    assert model.optimizer == {"name": "adam", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    assert set(model.optimizer_state) == {"m", "v", "t"} and int(model.optimizer_state["t"][0]) == 40 * 10
+    assert model.summary["epochs"] == 40
+    assert model.predict(X[:, 0]).shape == (1,)
+    for path in (run.run_dir / "model.json", run.run_dir / "model.safetensors"):
+        np.testing.assert_array_equal(snn.load_model(path).params.flat, model.params.flat)
+
+
+def test_files_are_plain_tensors_and_json(run):
+    tensors = load_file(str(run.run_dir / "model.safetensors"))
+    assert sorted(tensors) == ["W1", "W2", "b1", "b2", "optimizer.m", "optimizer.t", "optimizer.v"]
+    meta = json.loads((run.run_dir / "model.json").read_text())
+    assert meta["architecture"]["layers"] == [{"units": 6, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}]
+    assert meta["preprocessing"] == {"kind": "table", "shape": [2], "scale": 1.0}
+    assert not list(run.run_dir.glob("*.part"))
+
+
+def test_bad_input_shape(run):
+    with pytest.raises(ValueError, match=r"input of shape \(3, 4\): expected \(2, m\)"):
+        run.model.predict(np.zeros((3, 4)))
+
+
+def test_corrupt_files_give_clear_errors(run, tmp_path):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(run.run_dir, folder)
+    (folder / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="not a readable safetensors file"):
+        snn.load_model(folder)
+    shutil.copy(run.run_dir / "model.safetensors", folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["architecture"]["layers"][0]["units"] = 7
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=r"tensor W1 should have shape \(7, 2\), found \(6, 2\)"):
+        snn.load_model(folder)
+    (folder / "model.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ModelFileError, match="not an snn-model sidecar"):
+        snn.load_model(folder)
+    (folder / "model.json").write_text("{")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        snn.load_model(folder)
+    (folder / "model.json").unlink()
+    with pytest.raises(ModelFileError, match="model.json: file not found"):
+        snn.load_model(folder)
+    with pytest.raises(ModelFileError, match="not a model"):
+        snn.load_model(folder / "history.csv")
+
+
+def test_failed_save_leaves_the_old_files(run, tmp_path, monkeypatch):
+    import shutil
+
+    import snn.model as model_module
+
+    folder = tmp_path / "keep"
+    shutil.copytree(run.run_dir, folder)
+    before = (folder / "model.safetensors").read_bytes()
+
+    def broken(tensors, path):
+        open(path, "wb").write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model_module, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run.model.save(folder)
+    assert (folder / "model.safetensors").read_bytes() == before
+    assert not list(folder.glob(".*part"))
