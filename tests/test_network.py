@@ -35,7 +35,9 @@ def problem(seed, n_x, hidden, out, m):
 def test_backprop_matches_finite_differences(seed, n_x, hidden, out, m, l2):
     net, params, X, Y = problem(seed, n_x, hidden, out, m)
     for check in check_gradients(net, params, X, Y, l2=l2, eps=1e-6):
-        assert check.relative_error < 1e-5, check
+        # Finite differences carry ~1e-10 of noise: a vanishing gradient can have a
+        # large relative error made of nothing but that noise.
+        assert check.relative_error < 1e-5 or check.max_abs_error < 1e-8, check
 
 
 def test_dropout_gradient_with_its_mask():
