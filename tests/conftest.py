@@ -1,4 +1,8 @@
+import functools
+import http.server
 import os
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,3 +25,17 @@ def cat(data_root):
     from snn.data import load_dataset
 
     return load_dataset("catvnoncat", data_root)
+
+
+@pytest.fixture
+def mirror(tmp_path, data_root):
+    """A real HTTP server on loopback serving a copy of the cat files."""
+    served = tmp_path / "served"
+    shutil.copytree(data_root / "catvnoncat", served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.log_message = lambda *a: None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()

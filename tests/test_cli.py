@@ -107,3 +107,10 @@ def test_errors_are_one_clear_line(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "network.layers: got []" in proc.stderr and "training.epochs: got 0" in proc.stderr
+
+
+def test_data_fetch_from_a_mirror(mirror, tmp_path):
+    _, url = mirror
+    result = invoke("data", "fetch", "catvnoncat", "--data", tmp_path, "--url", url)
+    assert result.exit_code == 0 and "2 file(s) downloaded and verified" in result.output
+    assert invoke("data", "verify", "catvnoncat", "--data", tmp_path).exit_code == 0

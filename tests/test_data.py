@@ -1,9 +1,6 @@
-import functools
 import gzip
 import hashlib
-import http.server
 import shutil
-import threading
 
 import h5py
 import numpy as np
@@ -138,20 +135,6 @@ def test_csv_and_npz(tmp_path):
 def test_unknown_dataset_lists_the_allowed_ones():
     with pytest.raises(DataError, match="allowed: catvnoncat, mnist, fashion-mnist, spiral, xor, csv:PATH"):
         load_dataset("cifar10")
-
-
-@pytest.fixture
-def mirror(tmp_path, data_root):
-    """A real HTTP server on loopback serving a copy of the cat files."""
-    served = tmp_path / "served"
-    shutil.copytree(data_root / "catvnoncat", served)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.log_message = lambda *a: None
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
 
 
 def test_fetch_downloads_and_verifies(mirror, tmp_path):

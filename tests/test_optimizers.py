@@ -26,33 +26,34 @@ def textbook(name, p, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
 OPTS = {"gd": GradientDescent(), "momentum": Momentum(0.9), "rmsprop": RMSProp(0.999), "adam": Adam()}
 
 
+def optimized(opt, p0, grads, lr):
+    """``p0`` after one ``opt.step`` per gradient, from a fresh state."""
+    p, state = p0.copy(), opt.init_state(p0.size, p0.dtype)
+    for g in grads:
+        opt.step(p, g, state, lr)
+    return p
+
+
+def problem(seed, n, steps):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(n), [rng.standard_normal(n) for _ in range(steps)]
+
+
 @pytest.mark.parametrize("name", list(OPTS))
 def test_rule_matches_textbook(name):
-    rng = np.random.default_rng(0)
-    p0 = rng.standard_normal(50)
-    grads = [rng.standard_normal(50) for _ in range(7)]
-    opt = OPTS[name]
-    p, state = p0.copy(), opt.init_state(50, np.float64)
-    for g in grads:
-        opt.step(p, g, state, 0.01)
-    np.testing.assert_allclose(p, textbook(name, p0, grads, 0.01), rtol=1e-12, atol=1e-14)
+    p0, grads = problem(0, 50, 7)
+    np.testing.assert_allclose(optimized(OPTS[name], p0, grads, 0.01), textbook(name, p0, grads, 0.01),
+                               rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", list(OPTS))
 def test_slices_update_like_the_whole(name):
     """Elementwise rules: a neuron's row can be updated on its own."""
-    rng = np.random.default_rng(1)
-    p = rng.standard_normal(40)
-    grads = [rng.standard_normal(40) for _ in range(3)]
+    p0, grads = problem(1, 40, 3)
     opt = OPTS[name]
-    whole, sw = p.copy(), opt.init_state(40, np.float64)
-    parts = [p[:15].copy(), p[15:].copy()]
-    states = [opt.init_state(15, np.float64), opt.init_state(25, np.float64)]
-    for g in grads:
-        opt.step(whole, g, sw, 0.05)
-        opt.step(parts[0], g[:15], states[0], 0.05)
-        opt.step(parts[1], g[15:], states[1], 0.05)
-    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=1e-13)
+    head = optimized(opt, p0[:15], [g[:15] for g in grads], 0.05)
+    tail = optimized(opt, p0[15:], [g[15:] for g in grads], 0.05)
+    np.testing.assert_allclose(np.concatenate([head, tail]), optimized(opt, p0, grads, 0.05), rtol=1e-13)
 
 
 def test_adam_state_carries_across_calls_and_counts_steps():
