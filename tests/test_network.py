@@ -45,9 +45,9 @@ def test_dropout_gradient_with_its_mask():
     net, params, X, Y = problem(3, 4, [(6, "tanh"), (5, "relu")], ("sigmoid", "bce", 1), 9)
 
     def cost():
-        return net.cost(params, net.forward(params, X, 0.6, np.random.default_rng(42)), Y)
+        return net.cost(params, net.forward(params, X, 0.6, (42, 0, 0, 9)), Y)
 
-    cache = net.forward(params, X, 0.6, np.random.default_rng(42))
+    cache = net.forward(params, X, 0.6, (42, 0, 0, 9))
     grads = Params.zeros(params.sizes)
     net.backward(params, cache, Y, grads)
     assert len(cache.masks) == 2 and 0 < (cache.masks[0] == 0).mean() < 1

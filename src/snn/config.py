@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .core.activations import ACTIVATIONS
 from .errors import ConfigError
@@ -86,11 +86,43 @@ class DataConfig(Strict):
     subset: int | None = Field(None, gt=0, description="use only the first N training examples")
 
 
+class RuntimeConfig(Strict):
+    granularity: str = Field("network", description="network, layer, neuron, block:N or data:K")
+    engine: Literal["local", "ray", "lithops"] = "local"
+    address: str | None = Field(None, description="Ray cluster address (engine ray)")
+    store: str | None = Field(None, description="memory or redis://...; default: memory for local, else an embedded Valkey")
+    workers: int | None = Field(None, gt=0, description="threads of the local engine, CPUs of a local Ray")
+    chaos: str | None = Field(None, description="e.g. dup=0.3,drop=0.1,fail=0.05,delay=0.01")
+    unit_timeout: float = Field(60.0, gt=0, description="seconds before a unit without a result is retried")
+    max_retries: int = Field(8, ge=0)
+    retry_backoff: float = Field(0.01, ge=0, description="seconds before the first retry of a failed unit; doubles")
+    key_ttl: float = Field(3600.0, gt=0, description="seconds a step's keys live in the store at most")
+    checkpoint_every: int = Field(0, ge=0, description="epochs between checkpoints (0: only on a stop)")
+    max_invocations: int | None = Field(None, gt=0, description="hard limit on function invocations")
+
+    @field_validator("granularity")
+    @classmethod
+    def _known_granularity(cls, value: str) -> str:
+        from .runtime.plan import parse_granularity
+
+        parse_granularity(value)
+        return value
+
+    @field_validator("chaos")
+    @classmethod
+    def _known_chaos(cls, value: str | None) -> str | None:
+        from .runtime.engines.chaos import parse_chaos
+
+        parse_chaos(value)
+        return value
+
+
 class Config(Strict):
     name: str = "run"
     data: DataConfig
     network: NetworkConfig
     training: TrainingConfig
+    runtime: RuntimeConfig = RuntimeConfig()
 
 
 SEED_KEYS = {"epochs", "layers", "activations", "neurons", "learning_rate", "weight", "bias",
@@ -176,7 +208,8 @@ def describe(error: ValidationError, source: str) -> str:
         elif e["type"] == "missing":
             lines.append(f"  {field}: required, but missing")
         else:
-            lines.append(f"  {field}: got {e['input']!r}; {e['msg'][0].lower()}{e['msg'][1:]}")
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {field}: got {e['input']!r}; {msg[0].lower()}{msg[1:]}")
     return "\n".join(lines)
 
 

@@ -11,9 +11,11 @@ loop and writes the run folder::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,10 +29,20 @@ from .core.network import Network, NetworkSpec, Params, predictions, targets
 from .core.optimizers import make_optimizer
 from .core.training import Plan, train_epochs
 from .data import Dataset, load_dataset
-from .errors import ConfigError
+from .errors import ConfigError, SnnError
 from .files import write_json, write_text
 from .metrics import accuracy
 from .model import Model
+from .runtime.checkpoint import load_checkpoint, save_checkpoint
+from .runtime.coordinator import Coordinator, InvocationLimit, Limits, StopRequested, UnitFailure
+from .runtime.engines import make_engine
+from .runtime.engines.chaos import ChaosEngine, parse_chaos
+from .runtime.ledger import Ledger
+from .runtime.plan import parse_granularity
+from .runtime.stores import forget_store, open_store
+from .runtime.stores.embedded import EmbeddedValkey
+
+STOP_FILE = "STOP"
 
 HISTORY_FIELDS = ("epoch", "cost", "train_accuracy", "val_accuracy", "seconds", "val_cost", "learning_rate")
 
@@ -42,6 +54,7 @@ class Run:
     history: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     run_dir: Path | None = None
+    ledger: Ledger | None = None
 
 
 def network_spec(config: Config, dataset: Dataset) -> NetworkSpec:
@@ -96,8 +109,12 @@ def train(
     run_dir: str | Path | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     save: bool = True,
+    resume: bool = False,
 ) -> Run:
-    """Train ``config`` and (unless ``save=False``) write its run folder."""
+    """Train ``config`` and (unless ``save=False``) write its run folder.
+
+    With ``resume=True``, ``run_dir`` is a run with a checkpoint: training goes on from it.
+    """
     started = time.perf_counter()
     dataset = load_dataset(config.data.dataset, data_root, fetch_missing=True)
     dataset = dataset.subset(config.data.subset).with_validation(config.data.validation_split, config.training.seed)
@@ -112,22 +129,53 @@ def train(
     optimizer = make_optimizer(opt.name, **opt.hyperparameters())
     state = optimizer.init_state(params.flat.size, dtype)
     plan = plan_of(config)
-
+    folder = Path(run_dir) if run_dir else default_run_dir(config.name)
     history: list[dict] = []
+    start_epoch = 0
+    if resume:
+        flat, saved, start_epoch, history = load_checkpoint(folder)
+        params.flat[...] = flat
+        state = {k: v.copy() for k, v in saved.items()}
+    if save:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "config.json", config.model_dump(mode="json"))
+    stop_file = folder / STOP_FILE
+    should_stop = (lambda: stop_file.exists()) if save else (lambda: False)
+    every = config.runtime.checkpoint_every
+    ledger = Ledger()
     threshold = config.training.threshold
+    stopped, resumed_at = None, len(history)
     loop_start = time.perf_counter()
-    for result in train_epochs(net, params, optimizer, state, X, Y, plan):
-        record = {"epoch": result.epoch, "cost": result.cost, "train_accuracy": result.accuracy,
-                  "val_accuracy": None, "seconds": 0.0, "val_cost": None, "learning_rate": result.learning_rate}
-        if X_val is not None:
-            record["val_cost"], record["val_accuracy"] = evaluate_split(net, params, X_val, dataset.y_val, n_out)
-        record["seconds"] = time.perf_counter() - loop_start
-        history.append(record)
-        if on_epoch:
-            on_epoch(record)
-        if threshold is not None and result.cost < threshold:
-            break
+    try:
+        with epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch,
+                          should_stop, ledger, folder if save else None) as epochs:
+            for result in epochs:
+                record = {"epoch": result.epoch, "cost": result.cost, "train_accuracy": result.accuracy,
+                          "val_accuracy": None, "seconds": 0.0, "val_cost": None, "learning_rate": result.learning_rate}
+                if X_val is not None:
+                    record["val_cost"], record["val_accuracy"] = evaluate_split(net, params, X_val, dataset.y_val, n_out)
+                record["seconds"] = time.perf_counter() - loop_start
+                history.append(record)
+                if on_epoch:
+                    on_epoch({**record, **ledger.summary()})
+                if save and every and result.epoch % every == 0:
+                    save_checkpoint(folder, params.flat, state, result.epoch, history)
+                if threshold is not None and result.cost < threshold:
+                    break
+                if should_stop():
+                    raise StopRequested("stop requested")
+    except StopRequested as e:
+        stopped = str(e)
+    except (UnitFailure, InvocationLimit):
+        if save and history:
+            save_checkpoint(folder, params.flat, state, history[-1]["epoch"], history)
+        raise
+    if stopped and save:
+        save_checkpoint(folder, params.flat, state, history[-1]["epoch"] if history else start_epoch, history)
+        stop_file.unlink(missing_ok=True)
     loop_seconds = time.perf_counter() - loop_start
+    if not history:
+        raise SnnError("the run stopped before its first epoch ended; nothing to save")
 
     summary = {
         "name": config.name,
@@ -136,8 +184,11 @@ def train(
         "final_cost": history[-1]["cost"],
         "train_accuracy": evaluate_split(net, params, X, dataset.y_train, n_out)[1],
         "stopped_early": len(history) < plan.epochs,
+        "stopped": stopped is not None,
         "n_train": len(dataset.y_train),
         "parameters": spec.n_params,
+        "granularity": config.runtime.granularity,
+        "engine": config.runtime.engine,
     }
     if X_val is not None:
         summary["val_accuracy"] = history[-1]["val_accuracy"]
@@ -146,15 +197,55 @@ def train(
         # The test set is looked at once, here, after training: never for selection.
         summary["test_accuracy"] = evaluate_split(net, params, cols(dataset.x_test, dtype), dataset.y_test, n_out)[1]
         summary["n_test"] = len(dataset.y_test)
-    summary["seconds_per_epoch"] = loop_seconds / len(history)
+    summary.update(ledger.summary())
+    summary["seconds_per_epoch"] = loop_seconds / max(1, len(history) - resumed_at)
     summary["wall_seconds"] = time.perf_counter() - started
 
     model = Model(spec, params, dataset.preprocessing, dataset.classes,
                   {"name": opt.name, **opt.hyperparameters()}, state, summary)
-    run = Run(config, model, history, summary)
+    run = Run(config, model, history, summary, ledger=ledger)
     if save:
-        run.run_dir = write_run(run, Path(run_dir) if run_dir else default_run_dir(config.name))
+        run.run_dir = write_run(run, folder)
     return run
+
+
+@contextlib.contextmanager
+def epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch, should_stop, ledger, folder):
+    """The epochs of this run: in process for ``network`` on ``local``, else through the runtime."""
+    rt = config.runtime
+    granularity, chaos = parse_granularity(rt.granularity), parse_chaos(rt.chaos)
+    if granularity.kind == "network" and rt.engine == "local" and not chaos.active and rt.store is None:
+        yield train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch)
+        return
+    engine = make_engine(rt.engine, address=rt.address, workers=rt.workers)
+    with contextlib.ExitStack() as stack:
+        stack.callback(engine.close)
+        url = rt.store
+        if url is None or url == "memory":
+            if not engine.shared_memory:
+                if url == "memory":
+                    raise ConfigError(f"runtime.store 'memory' lives in one process; engine {rt.engine!r} runs "
+                                      "functions elsewhere; help: pass --store redis://HOST:PORT or leave it out")
+                url = stack.enter_context(EmbeddedValkey()).url
+            else:
+                url = f"memory://{uuid.uuid4().hex}"
+        if chaos.active:
+            engine = ChaosEngine(engine, chaos)
+        store = open_store(url)
+        stack.callback(forget_store, url)
+        run_id = uuid.uuid4().hex
+        if folder is not None:
+            write_json(folder / "runtime.json", {"run_id": run_id, "store": url, "engine": rt.engine})
+        limits = Limits(rt.unit_timeout, rt.max_retries, rt.retry_backoff, rt.key_ttl, rt.max_invocations)
+        opt = config.training.optimizer
+        coordinator = Coordinator(spec, granularity, engine, store, run_id,
+                                  {"name": opt.name, **opt.hyperparameters()}, ledger, limits)
+        yield coordinator.epochs(params, state, X, Y, plan, start_epoch, should_stop)
+        if chaos.active:
+            engine.settle()
+            coordinator.drain()
+            ledger.counts.update({f"injected_{k}": v for k, v in engine.injected.items()})
+        coordinator.finish(list(state))
 
 
 def history_csv(history: list[dict]) -> str:
@@ -171,5 +262,7 @@ def write_run(run: Run, folder: Path) -> Path:
     write_json(folder / "config.json", run.config.model_dump(mode="json"))
     write_text(folder / "history.csv", history_csv(run.history))
     run.model.save(folder)
+    if run.ledger is not None and run.ledger.records:
+        write_text(folder / "invocations.csv", run.ledger.csv())
     write_json(folder / "summary.json", run.summary)  # last: its presence marks a complete run
     return folder

@@ -109,8 +109,13 @@ class Network:
         self.activations: list[Activation] = [get_activation(a) for _, a in spec.layers]
         self.loss: Loss = get_loss(spec.loss)
 
-    def forward(self, params: Params, X, keep_prob: float = 1.0, rng=None) -> Cache:
-        """Run ``X`` (shape ``(n_x, m)``) through every layer; dropout on hidden layers."""
+    def forward(self, params: Params, X, keep_prob: float = 1.0, mask_key=None, columns=None) -> Cache:
+        """Run ``X`` (shape ``(n_x, m)``) through every layer; dropout on hidden layers.
+
+        Dropout masks come from ``dropout_mask(mask_key, layer, ...)``, so any worker can
+        draw the same mask; ``columns`` (a slice) takes a data shard's part of the
+        whole batch's mask.
+        """
         cache = Cache(A=[X])
         A = X
         last = len(self.activations) - 1
@@ -121,7 +126,7 @@ class Network:
             cache.Z.append(Z)
             cache.G.append(A)
             if keep_prob < 1.0 and l < last:
-                mask = (rng.random(A.shape) < keep_prob).astype(A.dtype) / A.dtype.type(keep_prob)
+                mask = dropout_mask(mask_key, l, A.shape, keep_prob, A.dtype, columns)
                 cache.masks.append(mask)
                 A = A * mask
             cache.A.append(A)
@@ -155,12 +160,30 @@ class Network:
                 dA *= cache.masks[l - 1]
             dZ = self.activations[l - 1].backward(dA, cache.Z[l - 1], cache.G[l - 1])
 
-    def gradients(self, params: Params, X, Y, l2: float = 0.0, keep_prob=1.0, rng=None):
+    def gradients(self, params: Params, X, Y, l2: float = 0.0, keep_prob=1.0, mask_key=None):
         """Cost and gradients of one batch: ``(cost, grads, A_L)``."""
-        cache = self.forward(params, X, keep_prob, rng)
+        cache = self.forward(params, X, keep_prob, mask_key)
         grads = Params.zeros(params.sizes, params.flat.dtype)
         self.backward(params, cache, Y, grads, l2)
         return self.cost(params, cache, Y, l2), grads, cache.A[-1]
+
+
+def dropout_mask(key, layer: int, shape, keep_prob: float, dtype, columns=None) -> np.ndarray:
+    """Inverted-dropout mask of hidden ``layer`` (0-based) for the batch named by ``key``.
+
+    ``key`` is ``(seed, epoch, batch, m)``: the mask of the whole batch (``m`` columns) is
+    drawn from a generator seeded by the key and the layer alone, so every worker (a
+    neuron's rows, a data shard's ``columns``) draws the same numbers without talking.
+    """
+    seed, epoch, batch, m = key
+    rng = np.random.default_rng([seed, DROPOUT_STREAM, epoch, batch, layer])
+    keep = rng.random((shape[0], m)) < keep_prob
+    if columns is not None:
+        keep = keep[:, columns]
+    return keep.astype(dtype) / np.dtype(dtype).type(keep_prob)
+
+
+DROPOUT_STREAM = 2
 
 
 def predictions(A_L: np.ndarray) -> np.ndarray:

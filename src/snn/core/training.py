@@ -18,7 +18,7 @@ import numpy as np
 from .network import Network, Params, predictions
 from .schedules import SCHEDULES
 
-SHUFFLE, DROPOUT = 1, 2
+SHUFFLE = 1
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,9 @@ def train_epochs(
     for epoch in range(start_epoch, plan.epochs):
         lr = plan.learning_rate_at(epoch)
         shuffle = epoch_rng(plan.seed, SHUFFLE, epoch) if plan.shuffle else None
-        mask_rng = epoch_rng(plan.seed, DROPOUT, epoch) if keep < 1.0 else None
         total, correct = 0.0, 0
-        for Xb, Yb, lb in batches(X, Y, labels, plan.batch_size, shuffle):
-            cache = net.forward(params, Xb, keep, mask_rng)
+        for b, (Xb, Yb, lb) in enumerate(batches(X, Y, labels, plan.batch_size, shuffle)):
+            cache = net.forward(params, Xb, keep, (plan.seed, epoch, b, Xb.shape[1]))
             total += net.cost(params, cache, Yb, plan.l2) * Yb.shape[1]
             correct += int((predictions(cache.A[-1]) == lb).sum())
             net.backward(params, cache, Yb, grads, plan.l2)

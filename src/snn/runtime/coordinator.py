@@ -1,0 +1,287 @@
+"""The coordinator: the original system's Launch and Trainer, as one loop.
+
+For every step it plans the stages of the chosen granularity, invokes each stage's
+units through the engine, waits at a barrier until every unit's ``done`` record is
+in the store (retrying units that fail or whose result does not arrive in time),
+reads the results in unit order, and moves on. Step ``s`` reads parameters version
+``s`` and its units write version ``s + 1``; when a step is over its keys are deleted
+by name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.network import NetworkSpec, Params, predictions
+from ..core.training import SHUFFLE, EpochResult, Plan, batches, epoch_rng
+from ..errors import SnnError
+from .codec import decode_json, encode
+from .keys import Keys
+from .ledger import Ledger
+from .plan import Granularity, row_ranges, shard_ranges, unit_indices
+from .stores import get_arrays
+
+
+class UnitFailure(SnnError):
+    """A unit kept failing or never answered, past the retry limit."""
+
+
+class StopRequested(SnnError):
+    """``snn stop`` (or the store's stop flag) asked the run to end."""
+
+
+class InvocationLimit(SnnError):
+    """``--max-invocations`` was reached."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    unit_timeout: float = 60.0
+    max_retries: int = 8
+    backoff: float = 0.01
+    key_ttl: float | None = 3600.0
+    max_invocations: int | None = None
+
+
+class Coordinator:
+    def __init__(self, spec: NetworkSpec, granularity: Granularity, engine, store, run_id: str,
+                 optimizer: dict, ledger: Ledger, limits: Limits = Limits()):
+        self.spec, self.g, self.engine, self.store = spec, granularity, engine, store
+        self.keys, self.optimizer, self.ledger, self.limits = Keys(run_id), optimizer, ledger, limits
+        self.sizes = spec.sizes
+        self.L = len(spec.layers)
+        self.net = {"sizes": self.sizes, "activations": [a for _, a in spec.layers], "loss": spec.loss}
+        self.units = self._layout()
+        self.invocations = 0
+
+    # ---- where each unit's parameters live
+
+    def _layout(self) -> list[list[tuple[int, int]]]:
+        """Row ranges per layer; ``network`` and ``data:K`` keep all parameters in one unit."""
+        if self.g.kind != "rows":
+            return [[(0, 0)]]
+        return [row_ranges(n, self.g.size) for n in self.sizes[1:]]
+
+    def _slots(self):
+        """``(layer, unit, indices into Params.flat)`` of every parameter unit."""
+        if self.g.kind != "rows":
+            yield 0, 0, slice(None)
+            return
+        for l, ranges in enumerate(self.units):
+            for u, (r0, r1) in enumerate(ranges):
+                yield l, u, unit_indices(self.sizes, l, r0, r1)
+
+    def scatter(self, step: int, flat: np.ndarray, state: dict) -> None:
+        k, out = self.keys, {}
+        for l, u, idx in self._slots():
+            out[k.param(step, l, u)] = encode(flat[idx])
+            for name, arr in state.items():
+                out[k.state(step, l, u, name)] = encode(arr if name == "t" else arr[idx])
+        self.store.put_many(out, self.limits.key_ttl)
+
+    def gather(self, step: int, flat: np.ndarray, state: dict) -> None:
+        """Copy version ``step`` of every unit's parameters and state into ``flat`` and ``state``."""
+        for l, u, idx in self._slots():
+            names = list(state)
+            arrays = get_arrays(self.store, [self.keys.param(step, l, u)] + [self.keys.state(step, l, u, n) for n in names])
+            flat[idx] = arrays[0]
+            for name, arr in zip(names, arrays[1:]):
+                if name == "t":
+                    state[name][...] = arr
+                else:
+                    state[name][idx] = arr
+
+    # ---- the training loop, step by step
+
+    def epochs(self, params: Params, state: dict, X, Y, plan: Plan, start_epoch: int = 0,
+               should_stop: Callable[[], bool] = lambda: False) -> Iterator[EpochResult]:
+        labels = predictions(Y) if Y.shape[0] > 1 else Y[0].astype(np.int64)
+        m = X.shape[1]
+        n_batches = 1 if not plan.batch_size else -(-m // plan.batch_size)
+        full = n_batches == 1
+        if full:
+            self.store.put_many({self.keys.data("X"): encode(X), self.keys.data("Y"): encode(Y)})
+        step = self.version = start_epoch * n_batches
+        self.scatter(step, params.flat, state)
+        try:
+            for epoch in range(start_epoch, plan.epochs):
+                lr = plan.learning_rate_at(epoch)
+                shuffle = epoch_rng(plan.seed, SHUFFLE, epoch) if plan.shuffle else None
+                total, correct = 0.0, 0
+                for b, (Xb, Yb, _) in enumerate(batches(X, Y, labels, plan.batch_size, shuffle)):
+                    if should_stop():
+                        self.store.overwrite(self.keys.stop, b"1", self.limits.key_ttl)
+                        raise StopRequested("stop requested")
+                    xk, yk = (self.keys.data("X"), self.keys.data("Y")) if full else self._put_batch(step, Xb, Yb)
+                    train = {"lr": lr, "l2": plan.l2, "keep": 1.0 - plan.dropout, "m": Xb.shape[1],
+                             "mask_key": [plan.seed, epoch, b, Xb.shape[1]], "optimizer": self.optimizer,
+                             "state": list(state)}
+                    cost, right = self.step(step, xk, yk, train)
+                    total += cost * Xb.shape[1]
+                    correct += right
+                    self._cleanup(step, list(state), full)
+                    step += 1
+                self.gather(step, params.flat, state)
+                self.version = step
+                self.drain()
+                yield EpochResult(epoch + 1, total / m, correct / m, lr)
+        finally:
+            self.drain()
+
+    def _put_batch(self, step, Xb, Yb):
+        k = (self.keys.batch(step, "X"), self.keys.batch(step, "Y"))
+        self.store.put_many({k[0]: encode(Xb), k[1]: encode(Yb)}, self.limits.key_ttl)
+        return k
+
+    def step(self, step: int, xk: str, yk: str, train: dict) -> tuple[float, int]:
+        """One training step through the store; returns (cost, correct predictions)."""
+        base = {"store": self.store.url, "run": self.keys.run, "ttl": self.limits.key_ttl, "net": self.net,
+                "train": train, "step": step, "X": xk, "Y": yk}
+        l2_term = train["l2"] / (2 * train["m"])
+        if self.g.kind == "network":
+            (r,) = self.stage([{**base, "kind": "step", "layer": 0, "unit": 0}])
+            return r["cost"], r["correct"]
+        if self.g.kind == "data":
+            cols = shard_ranges(train["m"], self.g.size)
+            shards = self.stage([{**base, "kind": "shard", "layer": 0, "unit": k, "columns": c} for k, c in enumerate(cols)])
+            (red,) = self.stage([{**base, "kind": "reduce", "layer": 0, "unit": 0, "shards": len(cols)}])
+            cost = sum(r["cost"] for r in shards)
+            return (cost + l2_term * red["sumsq"] if train["l2"] else cost), sum(r["correct"] for r in shards)
+        base["units"] = [len(r) for r in self.units]
+        sumsq = 0.0
+        for l in range(self.L):
+            fwd = self.stage([{**base, "kind": "forward", "layer": l, "unit": u, "rows": rows}
+                              for u, rows in enumerate(self.units[l])])
+            sumsq += sum(r["sumsq"] for r in fwd)
+        (loss,) = self.stage([{**base, "kind": "loss", "layer": self.L, "unit": 0}])
+        for l in reversed(range(self.L)):
+            self.stage([{**base, "kind": "backward", "layer": l, "unit": u, "rows": rows}
+                        for u, rows in enumerate(self.units[l])])
+        cost = loss["cost"] + l2_term * sumsq if train["l2"] else loss["cost"]
+        return cost, loss["correct"]
+
+    # ---- the barrier
+
+    def _submit(self, events: list[dict]) -> list:
+        self.invocations += len(events)
+        limit = self.limits.max_invocations
+        if limit is not None and self.invocations > limit:
+            raise InvocationLimit(f"--max-invocations {limit} reached; the run stops here")
+        return self.engine.submit(events)
+
+    def stage(self, events: list[dict]) -> list[dict]:
+        """Run every event to completion; their ``done`` records, in unit order."""
+        lim = self.limits
+        handles = self._submit(events)
+        attempts = [0] * len(events)
+        now = time.monotonic()
+        deadline = [now + lim.unit_timeout] * len(events)
+        retry_at: dict[int, float] = {}
+        pending = set(range(len(events)))
+        while pending:
+            waiting = [i for i in pending if i not in retry_at]
+            wake = min([deadline[i] for i in waiting] + list(retry_at.values()))
+            done = self.engine.wait([handles[i] for i in waiting], max(0.0, wake - time.monotonic()))
+            now = time.monotonic()
+            again = []
+            for i in sorted(pending):
+                if i in retry_at:
+                    if now >= retry_at[i]:
+                        del retry_at[i]
+                        again.append(i)
+                    continue
+                if handles[i] in done:
+                    out = self.engine.outcome(handles[i])
+                    if isinstance(out, BaseException):
+                        self._note(events[i], attempts[i], "failed", repr(out))
+                        self.ledger.count("failed")
+                        retry_at[i] = now + lim.backoff * 2 ** attempts[i]
+                    elif out.get("stopped"):
+                        raise StopRequested("a function saw the stop flag")
+                    else:
+                        pending.discard(i)
+                elif now >= deadline[i]:
+                    self._note(events[i], attempts[i], "lost", "no result within the unit timeout")
+                    self.ledger.count("lost_and_retried")
+                    again.append(i)
+            for i in again:
+                attempts[i] += 1
+                if attempts[i] > lim.max_retries:
+                    raise UnitFailure(f"unit {_name(events[i])} of step {events[i]['step']} failed "
+                                      f"{attempts[i]} times; giving up (the last checkpoint is kept)")
+                self.ledger.count("retries")
+                (handles[i],) = self._submit([{**events[i], "attempt": attempts[i]}])
+                deadline[i] = time.monotonic() + lim.unit_timeout
+        return self._results(events)
+
+    def _results(self, events: list[dict]) -> list[dict]:
+        """The units' done records, read from the store: complete and in unit order, or an error."""
+        k = self.keys
+        raw = self.store.get_many([k.done(e["step"], e["kind"], e["layer"], e["unit"]) for e in events])
+        missing = [_name(e) for e, r in zip(events, raw) if r is None]
+        if missing:
+            raise UnitFailure(f"step {events[0]['step']}: no output from units {', '.join(missing)}")
+        return [decode_json(r) for r in raw]
+
+    def _note(self, event, attempt, status, detail):
+        self.ledger.add({"phase": event["kind"], "layer": event["layer"], "unit": event["unit"],
+                         "step": event["step"], "attempt": attempt, "duplicate": False, "status": status,
+                         "worker": "", "start": time.time(), "end": time.time(), "bytes_in": 0, "bytes_out": 0,
+                         "detail": detail})
+
+    # ---- housekeeping
+
+    def drain(self) -> None:
+        """Move the functions' ledger records from the store into the ledger."""
+        settle = getattr(self.engine, "settle", None)
+        if settle:
+            settle()
+        for raw in self.store.drain(self.keys.ledger):
+            self.ledger.add(decode_json(raw))
+
+    def _cleanup(self, step: int, state_names: list[str], full: bool) -> None:
+        """Delete every key of a finished step, by name (never a pattern, never a flush)."""
+        settle = getattr(self.engine, "settle", None)
+        if settle:
+            settle()  # extra deliveries of this step finish first, so none reads a deleted key
+        k, doomed = self.keys, []
+        for l, u, _ in self._slots():
+            doomed.append(k.param(step, l, u))
+            doomed += [k.state(step, l, u, n) for n in state_names]
+        for phase, layer, unit, names in self._outputs():
+            doomed += [k.out(step, phase, layer, unit, n) for n in names]
+            doomed.append(k.done(step, phase, layer, unit))
+        if not full:
+            doomed += [k.batch(step, "X"), k.batch(step, "Y")]
+        self.store.delete(doomed)
+
+    def _outputs(self):
+        if self.g.kind == "network":
+            yield "step", 0, 0, []
+        elif self.g.kind == "data":
+            for u in range(self.g.size):
+                yield "shard", 0, u, ["grad"]
+            yield "reduce", 0, 0, []
+        else:
+            for l, ranges in enumerate(self.units):
+                for u in range(len(ranges)):
+                    yield "forward", l, u, ["Z", "A", "G"]
+                    yield "backward", l, u, ["dA"]
+            yield "loss", self.L, 0, ["dZ"]
+
+    def finish(self, state_names: list[str]) -> None:
+        """Delete what is left of the run in the store: the data, the flags, the last parameters."""
+        k = self.keys
+        doomed = [k.data("X"), k.data("Y"), k.stop, k.ledger]
+        for l, u, _ in self._slots():
+            doomed.append(k.param(self.version, l, u))
+            doomed += [k.state(self.version, l, u, n) for n in state_names]
+        self.store.delete(doomed)
+
+
+def _name(event) -> str:
+    return f"{event['kind']}:{event['layer']}:{event['unit']}"

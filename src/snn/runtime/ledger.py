@@ -1,0 +1,38 @@
+"""The invocation ledger: one record per delivery, and the run's counters."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+
+FIELDS = ("phase", "layer", "unit", "step", "attempt", "duplicate", "status", "worker", "start", "end",
+          "bytes_in", "bytes_out")
+
+
+class Ledger:
+    def __init__(self):
+        self.records: list[dict] = []
+        self.counts: Counter = Counter()  # retries, lost_and_retried, failed
+
+    def add(self, record: dict) -> None:
+        self.records.append(record)
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] += n
+
+    def summary(self) -> dict:
+        return {
+            "invocations": len(self.records),
+            "retries": self.counts["retries"],
+            "duplicates_suppressed": sum(1 for r in self.records if r.get("duplicate")),
+            "lost_and_retried": self.counts["lost_and_retried"],
+            "failures_retried": self.counts["failed"],
+        }
+
+    def csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, FIELDS, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.records)
+        return out.getvalue()

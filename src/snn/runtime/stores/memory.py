@@ -1,0 +1,83 @@
+"""An in-process store: a dict behind a lock. For the local engine and for tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+
+class MemoryStore:
+    _named: dict[str, MemoryStore] = {}
+
+    def __init__(self, url: str | None = None):
+        self.url = url or f"memory://{uuid.uuid4().hex}"
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._lists: dict[str, list[bytes]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def named(cls, url: str) -> MemoryStore:
+        """Stores live in this process only: a memory URL cannot reach another process."""
+        if url not in cls._named:
+            cls._named[url] = cls(url)
+        return cls._named[url]
+
+    def _live(self, key: str, now: float) -> bool:
+        item = self._data.get(key)
+        if item is None:
+            return False
+        if item[1] is not None and item[1] < now:
+            del self._data[key]
+            return False
+        return True
+
+    def put(self, key, value, ttl=None):
+        return self.put_many({key: value}, ttl)[0]
+
+    def put_many(self, items, ttl=None):
+        now = time.monotonic()
+        expires = None if ttl is None else now + ttl
+        wrote = []
+        with self._lock:
+            for key, value in items.items():
+                fresh = not self._live(key, now)
+                if fresh:
+                    self._data[key] = (value, expires)
+                wrote.append(fresh)
+        return wrote
+
+    def get_many(self, keys):
+        now = time.monotonic()
+        with self._lock:
+            return [self._data[k][0] if self._live(k, now) else None for k in keys]
+
+    def overwrite(self, key, value, ttl=None):
+        with self._lock:
+            self._data[key] = (value, None if ttl is None else time.monotonic() + ttl)
+
+    def delete(self, keys):
+        with self._lock:
+            for k in keys:
+                self._data.pop(k, None)
+                self._lists.pop(k, None)
+
+    def incr(self, key, by=1):
+        with self._lock:
+            value = int(self._data.get(key, (b"0", None))[0]) + by
+            self._data[key] = (str(value).encode(), None)
+            return value
+
+    def push(self, key, value):
+        with self._lock:
+            self._lists.setdefault(key, []).append(value)
+
+    def drain(self, key):
+        with self._lock:
+            return self._lists.pop(key, [])
+
+    def __len__(self):
+        return len(self._data) + len(self._lists)
+
+    def close(self):
+        MemoryStore._named.pop(self.url, None)
