@@ -39,3 +39,30 @@ def mirror(tmp_path, data_root):
     yield served, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def valkey():
+    """A real Valkey server (embedded, loopback only) for the whole session."""
+    from snn.runtime.stores.embedded import EmbeddedValkey
+
+    with EmbeddedValkey() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for every Ray test (engines then use it and leave it running)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(params=["local", "ray", "lithops"])
+def engine(request):
+    """Every engine, on its real local runtime."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_session")
+    return request.param

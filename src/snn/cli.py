@@ -47,21 +47,39 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="override training.seed")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    granularity: Annotated[Optional[str], typer.Option(help="network, layer, neuron, block:N or data:K")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="local, ray or lithops")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address")] = None,
+    store: Annotated[Optional[str], typer.Option(help="memory or redis://HOST:PORT")] = None,
+    chaos: Annotated[Optional[str], typer.Option(help="e.g. dup=0.3,drop=0.1,fail=0.05,delay=0.01")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="epochs between checkpoints")] = None,
+    max_invocations: Annotated[Optional[int], typer.Option(help="hard limit on function invocations")] = None,
+    resume: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="continue a run from its checkpoint")] = None,
 ):
     """Train a network and write its run folder."""
     from . import load_config
     from .run import train as run_train
 
-    cfg = load_config(config, {"training.epochs": epochs, "training.seed": seed})
+    overrides = {"training.epochs": epochs, "training.seed": seed, "runtime.granularity": granularity,
+                 "runtime.engine": engine, "runtime.address": address, "runtime.store": store,
+                 "runtime.chaos": chaos, "runtime.checkpoint_every": checkpoint_every,
+                 "runtime.max_invocations": max_invocations}
+    if resume is not None:
+        if out is not None and out != resume:
+            fail("--resume continues in its own run folder; leave --out out")
+        config, out = resume / "config.json", resume
+    cfg = load_config(config, overrides)
     show = not (quiet or as_json)
     with _progress(show) as progress:
-        task = progress.add_task(cfg.name, total=cfg.training.epochs, cost=float("nan"), acc="")
+        task = progress.add_task(cfg.name, total=cfg.training.epochs, cost=float("nan"), acc="", calls="")
 
         def on_epoch(r):
             acc = f"{r['train_accuracy']:.4f}" + (f" val {r['val_accuracy']:.4f}" if r["val_accuracy"] is not None else "")
-            progress.update(task, completed=r["epoch"], cost=r["cost"], acc=acc)
+            calls = (f"  calls {r['invocations']} retries {r['retries']} dup {r['duplicates_suppressed']}"
+                     if r["invocations"] else "")
+            progress.update(task, completed=r["epoch"], cost=r["cost"], acc=acc, calls=calls)
 
-        run = run_train(cfg, data, out, on_epoch)
+        run = run_train(cfg, data, out, on_epoch, resume=resume is not None)
     if as_json:
         print(json.dumps({**run.summary, "run_dir": str(run.run_dir)}))
     elif not quiet:
@@ -71,7 +89,7 @@ def train(
 def _progress(show: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("cost {task.fields[cost]:.6f}  acc {task.fields[acc]}"),
+        TextColumn("cost {task.fields[cost]:.6f}  acc {task.fields[acc]}{task.fields[calls]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not show,
     )
 
@@ -79,12 +97,41 @@ def _progress(show: bool) -> Progress:
 def _print_summary(summary: dict, run_dir) -> None:
     table = Table(title="What it learned", show_header=False)
     for key in ("dataset", "epochs", "final_cost", "train_accuracy", "val_accuracy", "test_accuracy",
+                "granularity", "engine", "invocations", "retries", "duplicates_suppressed", "lost_and_retried",
                 "seconds_per_epoch", "wall_seconds"):
         if key in summary:
             v = summary[key]
             table.add_row(key, f"{v:.6g}" if isinstance(v, float) else str(v))
     console.print(table)
+    if summary.get("stopped"):
+        console.print("[yellow]Stopped on request[/]: a checkpoint was written; continue with "
+                      f"`snn train --resume {run_dir}`")
     console.print(f"Run folder: [bold]{run_dir}[/] (config.json, history.csv, summary.json, model.*)")
+
+
+@app.command()
+def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
+    """Ask a running training to end cleanly, with a checkpoint."""
+    import json as _json
+
+    from .run import STOP_FILE
+
+    if not (run_dir / "config.json").exists():
+        fail(f"{run_dir}: not a run folder (no config.json)")
+    (run_dir / STOP_FILE).touch()
+    runtime = run_dir / "runtime.json"
+    if runtime.exists():
+        # Functions in flight read the flag from the store itself.
+        from .runtime.keys import Keys
+        from .runtime.stores import open_store
+
+        info = _json.loads(runtime.read_text())
+        if not info["store"].startswith("memory://"):
+            try:
+                open_store(info["store"]).overwrite(Keys(info["run_id"]).stop, b"1", 3600)
+            except Exception as e:  # noqa: BLE001 - the file flag alone still stops the run
+                err.print(f"note: could not reach the run's store ({e}); the coordinator will still stop")
+    console.print(f"Stop requested for {run_dir}; the run ends after its current step, with a checkpoint.")
 
 
 @app.command()

@@ -56,6 +56,7 @@ class Coordinator:
         self.L = len(spec.layers)
         self.net = {"sizes": self.sizes, "activations": [a for _, a in spec.layers], "loss": spec.loss}
         self.units = self._layout()
+        self.slots = list(self._slots())
         self.invocations = 0
 
     # ---- where each unit's parameters live
@@ -77,7 +78,7 @@ class Coordinator:
 
     def scatter(self, step: int, flat: np.ndarray, state: dict) -> None:
         k, out = self.keys, {}
-        for l, u, idx in self._slots():
+        for l, u, idx in self.slots:
             out[k.param(step, l, u)] = encode(flat[idx])
             for name, arr in state.items():
                 out[k.state(step, l, u, name)] = encode(arr if name == "t" else arr[idx])
@@ -85,7 +86,7 @@ class Coordinator:
 
     def gather(self, step: int, flat: np.ndarray, state: dict) -> None:
         """Copy version ``step`` of every unit's parameters and state into ``flat`` and ``state``."""
-        for l, u, idx in self._slots():
+        for l, u, idx in self.slots:
             names = list(state)
             arrays = get_arrays(self.store, [self.keys.param(step, l, u)] + [self.keys.state(step, l, u, n) for n in names])
             flat[idx] = arrays[0]
@@ -249,7 +250,7 @@ class Coordinator:
         if settle:
             settle()  # extra deliveries of this step finish first, so none reads a deleted key
         k, doomed = self.keys, []
-        for l, u, _ in self._slots():
+        for l, u, _ in self.slots:
             doomed.append(k.param(step, l, u))
             doomed += [k.state(step, l, u, n) for n in state_names]
         for phase, layer, unit, names in self._outputs():
@@ -277,7 +278,7 @@ class Coordinator:
         """Delete what is left of the run in the store: the data, the flags, the last parameters."""
         k = self.keys
         doomed = [k.data("X"), k.data("Y"), k.stop, k.ledger]
-        for l, u, _ in self._slots():
+        for l, u, _ in self.slots:
             doomed.append(k.param(self.version, l, u))
             doomed += [k.state(self.version, l, u, n) for n in state_names]
         self.store.delete(doomed)

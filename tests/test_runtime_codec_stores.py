@@ -1,0 +1,95 @@
+import io
+import pickle
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
+
+from snn.runtime.codec import decode, encode
+from snn.runtime.stores import get_array, get_json, open_store, put_arrays, put_json
+from snn.runtime.stores.memory import MemoryStore
+
+DTYPES = st.sampled_from([np.float64, np.float32, np.int64, np.uint8])
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=arrays(DTYPES, array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)), fortran=st.booleans())
+def test_arrays_round_trip_as_npy(a, fortran):
+    a = np.asfortranarray(a) if fortran else a
+    data = encode(a)
+    b = decode(data)
+    assert b.dtype == a.dtype and b.shape == a.shape
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.load(io.BytesIO(data), allow_pickle=False), a)  # really .npy
+    assert not b.flags.writeable  # a view of the stored bytes
+
+
+def test_no_pickles_either_way():
+    with pytest.raises(TypeError, match="object arrays cannot be stored"):
+        encode(np.array([{"a": 1}], dtype=object))
+    evil = io.BytesIO()
+    np.save(evil, np.array([None], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="refusing an object array"):
+        decode(evil.getvalue())
+    with pytest.raises(ValueError, match="not a version 1.0 .npy"):
+        decode(pickle.dumps([1, 2]))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request):
+    if request.param == "memory":
+        s = MemoryStore()
+        yield s
+        s.close()
+    else:
+        from snn.runtime.stores.redis import RedisStore
+
+        s = RedisStore(request.getfixturevalue("valkey"))
+        yield s
+        s.close()
+
+
+def test_set_if_absent_is_what_makes_duplicates_harmless(store):
+    key = f"t:{time.monotonic_ns()}"
+    assert store.put(key, b"first") is True
+    assert store.put(key, b"second") is False
+    assert store.get_many([key, key + ":none"]) == [b"first", None]
+    store.overwrite(key, b"third")
+    assert store.get_many([key]) == [b"third"]
+    assert store.put_many({key: b"x", key + ":2": b"y"}) == [False, True]
+    store.delete([key, key + ":2"])
+    assert store.get_many([key, key + ":2"]) == [None, None]
+
+
+def test_counters_lists_and_ttl(store):
+    key = f"c:{time.monotonic_ns()}"
+    assert store.incr(key) == 1 and store.incr(key, 5) == 6
+    store.push(key + ":l", b"a")
+    store.push(key + ":l", b"b")
+    assert store.drain(key + ":l") == [b"a", b"b"] and store.drain(key + ":l") == []
+    store.put(key + ":t", b"v", ttl=0.05)
+    assert store.get_many([key + ":t"]) == [b"v"]
+    time.sleep(0.12)
+    assert store.get_many([key + ":t"]) == [None]
+    store.delete([key])
+
+
+def test_array_and_json_helpers(store):
+    key = f"a:{time.monotonic_ns()}"
+    sent = put_arrays(store, {key: np.arange(6.0).reshape(2, 3)})
+    assert sent > 48
+    np.testing.assert_array_equal(get_array(store, key), np.arange(6.0).reshape(2, 3))
+    with pytest.raises(KeyError, match="missing in the store"):
+        get_array(store, key + ":absent")
+    assert put_json(store, key + ":j", {"cost": 0.5}) and get_json(store, key + ":j") == {"cost": 0.5}
+    store.delete([key, key + ":j"])
+
+
+def test_store_urls(valkey):
+    assert open_store(valkey).url == valkey
+    assert open_store("memory://abc") is open_store("memory://abc")
+    with pytest.raises(ValueError, match="unknown store URL 'ftp://x'; allowed: memory, redis://"):
+        open_store("ftp://x")

@@ -1,0 +1,76 @@
+"""Every granularity on every engine ends where the in-process network ends."""
+
+import numpy as np
+import pytest
+
+import snn
+from snn.runtime.plan import parse_granularity, row_ranges, shard_ranges, unit_indices
+from snn.core.network import Params
+
+GRANULARITIES = ["network", "layer", "neuron", "block:4", "data:3"]
+
+
+def small(epochs=2, batch_size=None, **training):
+    """A small float64 network with every feature the runtime has to carry."""
+    return {
+        "name": "small", "data": {"dataset": "spiral", "subset": 48},
+        "network": {"layers": [{"units": 6, "activation": "tanh"}, {"units": 5, "activation": "relu"},
+                               {"units": 3, "activation": "softmax"}], "init": "xavier"},
+        "training": {"epochs": epochs, "batch_size": batch_size, "seed": 3, "l2": 0.05,
+                     "optimizer": {"name": "adam", "learning_rate": 0.02}, **training},
+    }
+
+
+def oracle(cfg):
+    return snn.train(cfg, save=False)
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_parity_matrix(engine, granularity):
+    # Lithops' localhost backend pays ~0.5 s per stage: one full-batch epoch there.
+    cfg = small(epochs=1) if engine == "lithops" else small(epochs=2, batch_size=20, dropout=0.2)
+    ref = oracle(cfg)
+    # An explicit store sends even network on local through functions and the store.
+    store = "memory" if engine == "local" else None
+    run = snn.train({**cfg, "runtime": {"granularity": granularity, "engine": engine, "store": store}}, save=False)
+    assert np.abs(run.model.params.flat - ref.model.params.flat).max() <= 1e-9
+    for a, b in zip(run.history, ref.history):
+        assert a["cost"] == pytest.approx(b["cost"], abs=1e-9) and a["train_accuracy"] == b["train_accuracy"]
+    for name, tensor in run.model.optimizer_state.items():
+        np.testing.assert_allclose(tensor, ref.model.optimizer_state[name], atol=1e-9)
+    assert run.summary["invocations"] > 0 and run.summary["duplicates_suppressed"] == 0
+
+
+def test_sgd_momentum_and_rmsprop_through_neurons():
+    for opt in ("gd", "momentum", "rmsprop"):
+        cfg = small(epochs=3, batch_size=16)
+        cfg["training"]["optimizer"] = {"name": opt, "learning_rate": 0.05}
+        ref = oracle(cfg)
+        run = snn.train({**cfg, "runtime": {"granularity": "neuron"}}, save=False)
+        assert np.abs(run.model.params.flat - ref.model.params.flat).max() <= 1e-9, opt
+
+
+@pytest.mark.slow
+def test_cat_four_layer_neuron_by_neuron_matches_the_network(data_root):
+    """The seeds' own run: 12288-20-7-5-1, 2,500 epochs, every neuron an invocation."""
+    from conftest import EXAMPLES
+
+    ref = snn.train(EXAMPLES / "catvnoncat-4layer.json", data_root=data_root, save=False)
+    run = snn.train(EXAMPLES / "catvnoncat-4layer.json", data_root=data_root, save=False,
+                    **{"runtime.granularity": "neuron"})
+    assert len(run.history) == 2500
+    worst = max(abs(a["cost"] - b["cost"]) for a, b in zip(run.history, ref.history))
+    assert worst <= 1e-9
+    assert run.summary["test_accuracy"] == ref.summary["test_accuracy"] == 0.8
+    assert run.summary["invocations"] == 2500 * (2 * (20 + 7 + 5 + 1) + 1)
+
+
+def test_granularity_names_and_units():
+    assert [parse_granularity(g).name for g in GRANULARITIES] == GRANULARITIES
+    with pytest.raises(ValueError, match="is not one of network, layer, neuron, block:N, data:K"):
+        parse_granularity("block:0")
+    assert row_ranges(7, 3) == [(0, 3), (3, 6), (6, 7)] and row_ranges(7, 0) == [(0, 7)]
+    assert shard_ranges(10, 3) == [(0, 3), (3, 7), (7, 10)] and shard_ranges(2, 5) == [(0, 1), (1, 2)]
+    p = Params(s := [4, 3, 2], np.arange(23.0))
+    idx = unit_indices(s, 1, 1, 2)
+    np.testing.assert_array_equal(p.flat[idx], np.concatenate([p.W[1][1], p.b[1][1]]))
