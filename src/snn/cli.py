@@ -40,7 +40,7 @@ def main():
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="JSON or YAML config (or the seeds' parameters.json)")],
+    config: Annotated[Optional[Path], typer.Argument(help="JSON or YAML config (or the seeds' parameters.json)")] = None,
     data: DataOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="run folder (default runs/NAME-TIME)")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="override training.epochs")] = None,
@@ -68,6 +68,8 @@ def train(
         if out is not None and out != resume:
             fail("--resume continues in its own run folder; leave --out out")
         config, out = resume / "config.json", resume
+    elif config is None:
+        fail("give a CONFIG to train, or --resume RUN_DIR to continue a run")
     cfg = load_config(config, overrides)
     show = not (quiet or as_json)
     with _progress(show) as progress:

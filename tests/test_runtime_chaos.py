@@ -1,0 +1,108 @@
+"""At-least-once delivery, lost and failing functions: still exactly-once effects."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import snn
+from snn.errors import SnnError
+from snn.runtime.engines import EngineUnavailable, make_engine
+from snn.runtime.engines.chaos import parse_chaos
+from test_runtime_parity import small
+
+CHAOS = "dup=0.3,drop=0.1,fail=0.05,delay=0.05,delay_s=0.01,seed=7"
+
+
+def units_per_step(granularity):
+    """How many units one step of ``small()`` runs at each granularity."""
+    return {"network": 1, "layer": 7, "neuron": 2 * (6 + 5 + 3) + 1, "data:3": 4}[granularity]
+
+
+# Lithops' localhost backend pays ~0.5 s a stage, so there the fine-grained case is layer.
+CASES = [(e, g) for e in ("local", "ray") for g in ("network", "neuron", "data:3")] + [
+    ("lithops", "network"), ("lithops", "layer"), ("lithops", "data:3")]
+
+
+@pytest.mark.parametrize("engine, granularity", CASES)
+def test_chaos_ends_with_the_clean_parameters(request, engine, granularity):
+    if engine == "ray":
+        request.getfixturevalue("ray_session")
+    epochs = 1 if engine == "lithops" else 2
+    cfg = small(epochs=epochs)
+    timeout = 3.0 if engine == "lithops" else 0.5  # a drop costs one timeout: keep them short here
+    clean = snn.train({**cfg, "runtime": {"granularity": granularity, "engine": engine, "store": None if engine != "local" else "memory"}}, save=False)
+    run = snn.train({**cfg, "runtime": {"granularity": granularity, "engine": engine, "chaos": CHAOS,
+                                         "unit_timeout": timeout, "retry_backoff": 0.001}}, save=False)
+    np.testing.assert_array_equal(run.model.params.flat, clean.model.params.flat)
+    assert [r["cost"] for r in run.history] == [r["cost"] for r in clean.history]
+
+    s, counts = run.summary, run.ledger.counts
+    injected = {k[len("injected_"):]: v for k, v in counts.items() if k.startswith("injected_")}
+    assert sum(injected.values()) > 0
+    # Every loss was noticed and retried, every failure seen and retried.
+    assert s["lost_and_retried"] == injected.get("drop", 0)
+    assert s["failures_retried"] == injected.get("fail", 0)
+    assert s["duplicates_suppressed"] >= injected.get("dup", 0)
+    # Exactly once: one effective (non-duplicate) execution per unit per step.
+    effective = [r for r in run.ledger.records if r["status"] == "ok" and not r["duplicate"]]
+    assert len(effective) == epochs * units_per_step(granularity) == clean.summary["invocations"]
+    assert len({(r["step"], r["phase"], r["layer"], r["unit"]) for r in effective}) == len(effective)
+
+
+def test_ledger_is_saved_with_the_run(tmp_path):
+    run = snn.train({**small(epochs=2), "runtime": {"granularity": "layer", "chaos": "dup=0.5,seed=1"}},
+                    run_dir=tmp_path / "run")
+    lines = (tmp_path / "run" / "invocations.csv").read_text().splitlines()
+    assert lines[0] == "phase,layer,unit,step,attempt,duplicate,status,worker,start,end,bytes_in,bytes_out"
+    assert len(lines) - 1 == run.summary["invocations"] == 14 + run.summary["duplicates_suppressed"]
+    assert run.summary["duplicates_suppressed"] > 0
+    assert any(",True,ok," in line for line in lines)
+
+
+def test_nothing_is_left_in_the_store(valkey):
+    import redis
+
+    client = redis.Redis.from_url(valkey)
+    before = client.dbsize()
+    snn.train({**small(epochs=2, batch_size=16), "runtime": {"granularity": "neuron", "store": valkey,
+                                                              "chaos": "dup=0.2,seed=3"}}, save=False)
+    assert client.dbsize() == before
+
+
+def test_a_unit_that_keeps_failing_ends_the_run_clearly_with_its_checkpoint(tmp_path):
+    cfg = {**small(epochs=3), "runtime": {"granularity": "layer", "chaos": "fail=0.95,seed=2", "max_retries": 2,
+                                           "retry_backoff": 0.0, "checkpoint_every": 1}}
+    with pytest.raises(SnnError, match=r"unit \w+:\d+:\d+ of step \d+ failed 3 times; giving up"):
+        snn.train(cfg, run_dir=tmp_path / "run")
+
+
+def test_max_invocations_is_a_hard_guard(tmp_path):
+    cfg = {**small(epochs=5), "runtime": {"granularity": "neuron", "max_invocations": 60}}
+    with pytest.raises(SnnError, match="--max-invocations 60 reached"):
+        snn.train(cfg, run_dir=tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoint.json").exists()  # the epoch finished before the limit is kept
+
+
+def test_missing_engine_names_its_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    monkeypatch.delitem(sys.modules, "snn.runtime.engines.ray", raising=False)
+    with pytest.raises(EngineUnavailable, match=r"pip install 'serverless-nn\[ray\]'"):
+        make_engine("ray")
+    with pytest.raises(SnnError, match="unknown engine 'spark'; allowed: local, ray, lithops"):
+        make_engine("spark")
+
+
+def test_memory_store_cannot_serve_other_processes(ray_session):
+    with pytest.raises(SnnError, match="lives in one process"):
+        snn.train({**small(epochs=1), "runtime": {"engine": "ray", "store": "memory"}}, save=False)
+
+
+def test_chaos_settings():
+    c = parse_chaos("dup=0.3,drop=0.1,fail=0.05,delay=0.01")
+    assert (c.dup, c.drop, c.fail, c.delay, c.active) == (0.3, 0.1, 0.05, 0.01, True)
+    assert not parse_chaos(None).active
+    with pytest.raises(ValueError, match="unknown setting 'lose'"):
+        parse_chaos("lose=0.1")
+    with pytest.raises(ValueError, match="must be a probability"):
+        parse_chaos("drop=1.5")
