@@ -22,14 +22,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# The seeds' own job: the cat vs non-cat network, every neuron a function invocation.
 demo: $(VENV)/.installed
-	$(BIN)/snn train examples/catvnoncat-4layer.json
+	$(BIN)/snn train examples/catvnoncat-4layer.json --granularity neuron
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_runtime.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -106,3 +106,8 @@ def test_chaos_settings():
         parse_chaos("lose=0.1")
     with pytest.raises(ValueError, match="must be a probability"):
         parse_chaos("drop=1.5")
+
+
+def test_a_ray_cluster_needs_a_reachable_store():
+    with pytest.raises(SnnError, match="cannot reach an embedded Valkey"):
+        snn.train({**small(epochs=1), "runtime": {"engine": "ray", "address": "127.0.0.1:1"}}, save=False)

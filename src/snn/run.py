@@ -217,6 +217,9 @@ def epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_
     if granularity.kind == "network" and rt.engine == "local" and not chaos.active and rt.store is None:
         yield train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch)
         return
+    if rt.address and rt.store in (None, "memory"):
+        raise ConfigError("runtime.address names a Ray cluster, whose nodes cannot reach an embedded Valkey on this "
+                          "machine's loopback; help: pass --store redis://HOST:PORT that every node can reach")
     engine = make_engine(rt.engine, address=rt.address, workers=rt.workers)
     with contextlib.ExitStack() as stack:
         stack.callback(engine.close)

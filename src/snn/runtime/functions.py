@@ -182,13 +182,15 @@ def run_backward(ev, io, keys):
     A_prev = _input(ev, io, keys, l)
     p = io.array(keys.param(s, l, u))
     W, _ = split_rows(p, r1 - r0, sizes[l])
-    dW = dZ @ A_prev.T
+    g = np.empty_like(p)  # the unit's gradient, laid out as its parameters: W rows, then b
+    dW, db = split_rows(g, r1 - r0, sizes[l])
+    np.matmul(dZ, A_prev.T, out=dW)
     if t["l2"]:
         dW += (t["l2"] / t["m"]) * W
-    db = dZ.sum(axis=1, keepdims=True)
+    np.sum(dZ, axis=1, keepdims=True, out=db)
     if l > 0:
         io.put({keys.out(s, "backward", l, u, "dA"): W.T @ dZ})
-    _update(ev, io, keys, l, u, p, np.concatenate([dW.ravel(), db.ravel()]))
+    _update(ev, io, keys, l, u, p, g)
     return {}
 
 

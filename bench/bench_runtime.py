@@ -1,0 +1,111 @@
+"""The runtime's price: engine overhead per invocation, and seconds per epoch per granularity.
+
+* overhead: an empty handler (``kind: noop``) invoked one at a time through each engine,
+  next to Ray's own bare task round trip (``ray.get(f.remote())``) measured in the same run;
+* cat 4-layer (12288-20-7-5-1, float64, full batch): seconds per epoch for every
+  granularity on every engine, next to the in-process network, as ratios.
+
+Prints one JSON object. Not a test.
+
+    python bench/bench_runtime.py [--engines local,ray,lithops] [--epochs 20] [--calls 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import snn
+from snn.runtime.engines import make_engine
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CAT = os.path.join(HERE, "..", "examples", "catvnoncat-4layer.json")
+GRANULARITIES = ["network", "layer", "block:4", "neuron", "data:2"]
+NOOP = {"kind": "noop"}
+
+
+def per_call(fn, calls):
+    fn()  # warm up
+    t = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t) / calls
+
+
+def engine_overhead(name, calls):
+    engine = make_engine(name)
+    try:
+        def one():
+            (h,) = engine.submit([NOOP])
+            engine.wait([h], None)
+            engine.outcome(h)
+
+        def batch():
+            hs = engine.submit([NOOP] * 20)
+            engine.wait(hs, None)
+
+        return {"sequential_us": per_call(one, calls) * 1e6, "batched_us": per_call(batch, max(1, calls // 20)) / 20 * 1e6}
+    finally:
+        engine.close()
+
+
+def bare_ray(calls):
+    import ray
+
+    @ray.remote
+    def f():
+        return None
+
+    return per_call(lambda: ray.get(f.remote()), calls) * 1e6
+
+
+def epoch_seconds(engine, granularity, epochs, data_root):
+    store = "memory" if engine == "local" else None  # memory forces the runtime even for network
+    run = snn.train(CAT, data_root=data_root, save=False, **{"training.epochs": epochs, "runtime.engine": engine,
+                                                            "runtime.granularity": granularity, "runtime.store": store})
+    return run.summary["seconds_per_epoch"], run.summary["invocations"] / epochs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--engines", default="local,ray,lithops")
+    ap.add_argument("--epochs", type=int, default=20, help="epochs per measurement on local (ray, lithops: fewer)")
+    ap.add_argument("--calls", type=int, default=300)
+    args = ap.parse_args()
+    engines = args.engines.split(",")
+    out = {"overhead_per_invocation": {}, "cat_4layer_seconds_per_epoch": {}}
+    if "ray" in engines:
+        import ray
+
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        out["overhead_per_invocation"]["ray_bare_task_us"] = bare_ray(args.calls)
+    for name in engines:
+        calls = args.calls if name != "lithops" else 10
+        out["overhead_per_invocation"][name] = engine_overhead(name, calls)
+    if "ray" in engines:
+        o = out["overhead_per_invocation"]
+        o["ray_vs_bare_ratio"] = o["ray"]["sequential_us"] / o["ray_bare_task_us"]
+
+    base = snn.train(CAT, data_root=args.data, save=False, **{"training.epochs": args.epochs})
+    in_process = base.summary["seconds_per_epoch"]
+    table = out["cat_4layer_seconds_per_epoch"]
+    table["in_process_network"] = in_process
+    for name in engines:
+        epochs = {"local": args.epochs, "ray": max(2, args.epochs // 5), "lithops": 1}[name]
+        rows = {}
+        for g in GRANULARITIES:
+            secs, calls = epoch_seconds(name, g, epochs, args.data)
+            rows[g] = {"s_per_epoch": secs, "invocations_per_epoch": calls, "vs_in_process": secs / in_process}
+        for g in GRANULARITIES:
+            rows[g]["vs_network_granularity"] = rows[g]["s_per_epoch"] / rows["network"]["s_per_epoch"]
+        neuron = rows["neuron"]["s_per_epoch"]
+        rows["neuron_full_2500_epochs_minutes"] = neuron * 2500 / 60
+        table[name] = rows
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
