@@ -177,26 +177,8 @@ def train(
     if not history:
         raise SnnError("the run stopped before its first epoch ended; nothing to save")
 
-    summary = {
-        "name": config.name,
-        "dataset": dataset.name,
-        "epochs": len(history),
-        "final_cost": history[-1]["cost"],
-        "train_accuracy": evaluate_split(net, params, X, dataset.y_train, n_out)[1],
-        "stopped_early": len(history) < plan.epochs,
-        "stopped": stopped is not None,
-        "n_train": len(dataset.y_train),
-        "parameters": spec.n_params,
-        "granularity": config.runtime.granularity,
-        "engine": config.runtime.engine,
-    }
-    if X_val is not None:
-        summary["val_accuracy"] = history[-1]["val_accuracy"]
-        summary["n_val"] = len(dataset.y_val)
-    if dataset.x_test is not None:
-        # The test set is looked at once, here, after training: never for selection.
-        summary["test_accuracy"] = evaluate_split(net, params, cols(dataset.x_test, dtype), dataset.y_test, n_out)[1]
-        summary["n_test"] = len(dataset.y_test)
+    summary = summarize(config, dataset, net, params, history, plan, X)
+    summary["stopped"] = stopped is not None
     summary.update(ledger.summary())
     summary["seconds_per_epoch"] = loop_seconds / max(1, len(history) - resumed_at)
     summary["wall_seconds"] = time.perf_counter() - started
@@ -207,6 +189,31 @@ def train(
     if save:
         run.run_dir = write_run(run, folder)
     return run
+
+
+def summarize(config: Config, dataset: Dataset, net: Network, params: Params, history, plan, X) -> dict:
+    """What a run reached: ``summary.json`` without the counters and timings. ``X``: the training inputs."""
+    n_out, cols, dtype = net.spec.layers[-1][0], dataset.preprocessing.columns, X.dtype
+    summary = {
+        "name": config.name,
+        "dataset": dataset.name,
+        "epochs": len(history),
+        "final_cost": history[-1]["cost"],
+        "train_accuracy": evaluate_split(net, params, X, dataset.y_train, n_out)[1],
+        "stopped_early": len(history) < plan.epochs,
+        "n_train": len(dataset.y_train),
+        "parameters": net.spec.n_params,
+        "granularity": config.runtime.granularity,
+        "engine": config.runtime.engine,
+    }
+    if dataset.x_val is not None:
+        summary["val_accuracy"] = history[-1]["val_accuracy"]
+        summary["n_val"] = len(dataset.y_val)
+    if dataset.x_test is not None:
+        # The test set is looked at once, here, after training: never for selection.
+        summary["test_accuracy"] = evaluate_split(net, params, cols(dataset.x_test, dtype), dataset.y_test, n_out)[1]
+        summary["n_test"] = len(dataset.y_test)
+    return summary
 
 
 @contextlib.contextmanager

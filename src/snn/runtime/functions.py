@@ -33,12 +33,16 @@ class InjectedFailure(RuntimeError):
 class StoreIO:
     """Reads and writes of one invocation, with the bytes counted for the ledger."""
 
-    _cache: dict[str, np.ndarray] = {}  # dataset arrays are written once per run: safe to keep
-    _cache_limit = 8
+    # Dataset arrays are written once per run, so a worker process may keep them
+    # instead of downloading them for every invocation. An in-process store needs no
+    # cache: decoding its bytes is free.
+    _cache: dict[str, np.ndarray] = {}
+    _cache_limit = 2
 
     def __init__(self, store, ttl):
         self.store, self.ttl = store, ttl
         self.bytes_in = self.bytes_out = 0
+        self._caching = not store.url.startswith("memory://")
 
     def arrays(self, keys: list[str]) -> list[np.ndarray]:
         cached = [self._cache.get(k) for k in keys]
@@ -52,7 +56,7 @@ class StoreIO:
             if c is None:
                 self.bytes_in += len(fetched[k])
                 c = decode(fetched[k])
-                if ":data:" in k:
+                if self._caching and ":data:" in k:
                     if len(self._cache) >= self._cache_limit:
                         self._cache.pop(next(iter(self._cache)))
                     self._cache[k] = c
