@@ -76,24 +76,18 @@ def main():
     ap.add_argument("--calls", type=int, default=300)
     args = ap.parse_args()
     engines = args.engines.split(",")
-    out = {"overhead_per_invocation": {}, "cat_4layer_seconds_per_epoch": {}}
-    if "ray" in engines:
-        import ray
-
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-        out["overhead_per_invocation"]["ray_bare_task_us"] = bare_ray(args.calls)
-    for name in engines:
-        calls = args.calls if name != "lithops" else 10
-        out["overhead_per_invocation"][name] = engine_overhead(name, calls)
-    if "ray" in engines:
-        o = out["overhead_per_invocation"]
-        o["ray_vs_bare_ratio"] = o["ray"]["sequential_us"] / o["ray_bare_task_us"]
-
+    overhead, table = {}, {}
+    out = {"overhead_per_invocation": overhead, "cat_4layer_seconds_per_epoch": table}
+    # In process first, and each engine in turn: a running Ray slows everything after it.
     base = snn.train(CAT, data_root=args.data, save=False, **{"training.epochs": args.epochs})
-    in_process = base.summary["seconds_per_epoch"]
-    table = out["cat_4layer_seconds_per_epoch"]
-    table["in_process_network"] = in_process
+    in_process = table["in_process_network"] = base.summary["seconds_per_epoch"]
     for name in engines:
+        if name == "ray":
+            import ray
+
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            overhead["ray_bare_task_us"] = bare_ray(args.calls)
+        overhead[name] = engine_overhead(name, args.calls if name != "lithops" else 10)
         epochs = {"local": args.epochs, "ray": max(2, args.epochs // 5), "lithops": 1}[name]
         rows = {}
         for g in GRANULARITIES:
@@ -101,9 +95,10 @@ def main():
             rows[g] = {"s_per_epoch": secs, "invocations_per_epoch": calls, "vs_in_process": secs / in_process}
         for g in GRANULARITIES:
             rows[g]["vs_network_granularity"] = rows[g]["s_per_epoch"] / rows["network"]["s_per_epoch"]
-        neuron = rows["neuron"]["s_per_epoch"]
-        rows["neuron_full_2500_epochs_minutes"] = neuron * 2500 / 60
+        rows["neuron_full_2500_epochs_minutes"] = rows["neuron"]["s_per_epoch"] * 2500 / 60
         table[name] = rows
+    if "ray" in overhead:
+        overhead["ray_vs_bare_ratio"] = overhead["ray"]["sequential_us"] / overhead["ray_bare_task_us"]
     print(json.dumps(out, indent=2))
 
 
