@@ -54,7 +54,7 @@ def test_ledger_is_saved_with_the_run(tmp_path):
     run = snn.train({**small(epochs=2), "runtime": {"granularity": "layer", "chaos": "dup=0.5,seed=1"}},
                     run_dir=tmp_path / "run")
     lines = (tmp_path / "run" / "invocations.csv").read_text().splitlines()
-    assert lines[0] == "phase,layer,unit,step,attempt,duplicate,status,worker,start,end,bytes_in,bytes_out"
+    assert lines[0].startswith("phase,layer,unit,step,attempt,duplicate,status,worker,sent,start,end,bytes_in,bytes_out")
     assert len(lines) - 1 == run.summary["invocations"] == 14 + run.summary["duplicates_suppressed"]
     assert run.summary["duplicates_suppressed"] > 0
     assert any(",True,ok," in line for line in lines)

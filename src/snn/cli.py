@@ -112,6 +112,81 @@ def _print_summary(summary: dict, run_dir) -> None:
 
 
 @app.command()
+def trace(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    step: Annotated[Optional[int], typer.Option(help="step whose critical path to show (default: the last)")] = None,
+):
+    """Where the time went: per phase, layer and worker, and the critical path of a step."""
+    from .trace import critical_path, load_records, summarize
+
+    records = load_records(run_dir)
+    ms = lambda x: f"{x * 1e3:.2f}"  # noqa: E731
+    for by in ("phase", "layer", "worker"):
+        table = Table(title=f"Invocations by {by}: duration p50/p95/total and where the total went (ms)")
+        for col in (by, "n", "p50", "p95", "total", "wait", "load", "compute", "write", "merge"):
+            table.add_column(col, justify="right")
+        for row in summarize(records, by):
+            d = row["duration"]
+            name = ":".join(str(row[by]).split(":")[-2:])  # pid:thread is enough on one run
+            table.add_row(name, str(row["count"]), ms(d["p50"]), ms(d["p95"]), ms(d["total"]),
+                          *(ms(row[p]["total"]) for p in ("wait", "load", "compute", "store_write", "merge")))
+        console.print(table)
+    n, path, span = critical_path(records, step)
+    table = Table(title=f"Critical path of step {n}: {ms(span)} ms from first send to last end")
+    for col in ("stage", "unit", "wait", "load", "compute", "write", "merge", "total"):
+        table.add_column(col, justify="right")
+    for r in path:
+        table.add_row(f"{r['phase']}:{int(r['layer'])}", str(int(r["unit"])),
+                      *(ms(r[p]) for p in ("wait", "load", "compute", "store_write", "merge", "duration")))
+    console.print(table)
+    busy = sum(r["duration"] for r in path)
+    console.print(f"stages on the path: {ms(busy)} ms; the coordinator's share between stages: {ms(span - busy)} ms")
+
+
+@app.command()
+def cost(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    memory: Annotated[int, typer.Option(help="Lambda memory size, MB")] = 1769,
+    arch: Annotated[str, typer.Option(help="x86 or arm")] = "x86",
+    prices: Annotated[Optional[Path], typer.Option(help="price table JSON (default: the bundled one)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """What the run would cost on AWS Lambda (plus its store), next to a VM."""
+    from .cost import lambda_cost, load_prices
+    from .trace import load_records
+
+    table_prices = load_prices(prices)
+    summary = _read_json(run_dir / "summary.json")
+    c = lambda_cost(load_records(run_dir), summary["wall_seconds"], memory, arch, table_prices)
+    result = {"prices": table_prices["version"], "memory_mb": memory, "arch": arch, "requests": c.requests,
+              "gb_seconds": c.gb_seconds, "lambda_usd": c.lambda_usd, "store_usd": c.store_usd,
+              "total_usd": c.total_usd, "vm_usd": c.vm_usd, "wall_seconds": c.wall_seconds,
+              "by_phase": {f"{p}:{l}": v for (p, l), v in sorted(c.by_phase.items())}}
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"Lambda cost of {run_dir} at {memory} MB {arch} (prices {table_prices['version']}, "
+                        f"{table_prices['date']})")
+    for col in ("phase:layer", "requests", "GB-seconds", "USD"):
+        table.add_column(col, justify="right")
+    for name, v in result["by_phase"].items():
+        table.add_row(name, str(v["requests"]), f"{v['gb_seconds']:.3f}", f"{v['usd']:.6f}")
+    table.add_row("[bold]functions", str(c.requests), f"{c.gb_seconds:.3f}", f"[bold]{c.lambda_usd:.6f}")
+    table.add_row(table_prices["store_per_hour"]["name"], "", "", f"{c.store_usd:.6f}")
+    table.add_row("[bold]total", "", "", f"[bold]{c.total_usd:.6f}")
+    console.print(table)
+    console.print(f"The same {c.wall_seconds:.1f} s on a VM ({table_prices['vm_per_hour']['name']}): "
+                  f"{c.vm_usd:.6f} USD. Source: {table_prices['source']}")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        fail(f"{path}: not found; is this a finished run folder?")
+
+
+@app.command()
 def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
     """Ask a running training to end cleanly, with a checkpoint."""
     import json as _json

@@ -172,7 +172,8 @@ class Coordinator:
         limit = self.limits.max_invocations
         if limit is not None and self.invocations > limit:
             raise InvocationLimit(f"--max-invocations {limit} reached; the run stops here")
-        return self.engine.submit(events)
+        sent = time.time()
+        return self.engine.submit([{**e, "sent": sent} for e in events])
 
     def stage(self, events: list[dict]) -> list[dict]:
         """Run every event to completion; their ``done`` records, in unit order."""
@@ -229,10 +230,11 @@ class Coordinator:
         return [decode_json(r) for r in raw]
 
     def _note(self, event, attempt, status, detail):
+        now = time.time()
         self.ledger.add({"phase": event["kind"], "layer": event["layer"], "unit": event["unit"],
                          "step": event["step"], "attempt": attempt, "duplicate": False, "status": status,
-                         "worker": "", "start": time.time(), "end": time.time(), "bytes_in": 0, "bytes_out": 0,
-                         "detail": detail})
+                         "worker": "", "sent": event.get("sent", now), "start": now, "end": now,
+                         "bytes_in": 0, "bytes_out": 0, "detail": detail})
 
     # ---- housekeeping
 

@@ -9,6 +9,7 @@ there already: it is counted as a duplicate and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -42,9 +43,23 @@ class StoreIO:
     def __init__(self, store, ttl):
         self.store, self.ttl = store, ttl
         self.bytes_in = self.bytes_out = 0
+        self.seconds = {"load": 0.0, "store_write": 0.0, "merge": 0.0}
         self._caching = not store.url.startswith("memory://")
 
+    @contextlib.contextmanager
+    def timed(self, what: str):
+        """Add the time of the block to ``what`` (load, store_write or merge) for the trace."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[what] += time.perf_counter() - t
+
     def arrays(self, keys: list[str]) -> list[np.ndarray]:
+        with self.timed("load"):
+            return self._arrays(keys)
+
+    def _arrays(self, keys: list[str]) -> list[np.ndarray]:
         cached = [self._cache.get(k) for k in keys]
         wanted = [k for k, c in zip(keys, cached) if c is None]
         fetched = dict(zip(wanted, self.store.get_many(wanted))) if wanted else {}
@@ -67,9 +82,10 @@ class StoreIO:
         return self.arrays([key])[0]
 
     def put(self, arrays: dict[str, np.ndarray]) -> None:
-        encoded = {k: encode(a) for k, a in arrays.items()}
-        self.bytes_out += sum(len(v) for v in encoded.values())
-        self.store.put_many(encoded, self.ttl)
+        with self.timed("store_write"):
+            encoded = {k: encode(a) for k, a in arrays.items()}
+            self.bytes_out += sum(len(v) for v in encoded.values())
+            self.store.put_many(encoded, self.ttl)
 
 
 def _spec(ev) -> NetworkSpec:
@@ -122,7 +138,10 @@ def run_step(ev, io, keys):
 def _gather(io, keys, step, phase, layer, units, name) -> np.ndarray:
     """Outputs ``name`` of every unit of a layer, stacked in unit order."""
     parts = io.arrays([keys.out(step, phase, layer, u, name) for u in range(units)])
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+    if len(parts) == 1:
+        return parts[0]
+    with io.timed("merge"):
+        return np.concatenate(parts, axis=0)
 
 
 def _input(ev, io, keys, layer):
@@ -175,9 +194,10 @@ def run_backward(ev, io, keys):
         dZ = io.array(keys.out(s, "loss", L, 0, "dZ"))[r0:r1]
     else:
         shares = io.arrays([keys.out(s, "backward", l + 1, v, "dA") for v in range(units[l + 1])])
-        dA = shares[0][r0:r1].copy()
-        for share in shares[1:]:
-            dA += share[r0:r1]
+        with io.timed("merge"):
+            dA = shares[0][r0:r1].copy()
+            for share in shares[1:]:
+                dA += share[r0:r1]
         own = "G" if t["keep"] < 1.0 else "A"
         Z, G = io.arrays([keys.out(s, "forward", l, u, "Z"), keys.out(s, "forward", l, u, own)])
         if t["keep"] < 1.0:
@@ -220,9 +240,10 @@ def run_reduce(ev, io, keys):
     """Sum the shards' gradients in shard order, add L2, update once."""
     s, t = ev["step"], ev["train"]
     grads = io.arrays([keys.out(s, "shard", 0, k, "grad") for k in range(ev["shards"])])
-    total = grads[0].copy()
-    for g in grads[1:]:
-        total += g
+    with io.timed("merge"):
+        total = grads[0].copy()
+        for g in grads[1:]:
+            total += g
     p = io.array(keys.param(s, 0, 0))
     params, summed = Params(ev["net"]["sizes"], p), Params(ev["net"]["sizes"], total)
     sumsq = sum(float(np.vdot(W, W)) for W in params.W)
@@ -259,11 +280,15 @@ def handler(event: dict) -> dict:
     if not duplicate:
         summary = KINDS[event["kind"]](event, io, keys)
         duplicate = not put_json(store, done, summary, event.get("ttl"))
+    ended = time.time()
+    spent = io.seconds
     record = {
         "phase": event["kind"], "layer": event["layer"], "unit": event["unit"], "step": event["step"],
         "attempt": event.get("attempt", 0), "duplicate": duplicate, "status": "ok",
-        "worker": f"{WORKER}:{threading.current_thread().name}", "start": started, "end": time.time(),
-        "bytes_in": io.bytes_in, "bytes_out": io.bytes_out,
+        "worker": f"{WORKER}:{threading.current_thread().name}", "sent": event.get("sent", started),
+        "start": started, "end": ended, "bytes_in": io.bytes_in, "bytes_out": io.bytes_out,
+        "wait": max(0.0, started - event.get("sent", started)), **spent,
+        "compute": max(0.0, ended - started - sum(spent.values())),
     }
     store.push(keys.ledger, encode_json(record))
     if chaos.get("fail") == "after":

@@ -6,8 +6,9 @@ import csv
 import io
 from collections import Counter
 
-FIELDS = ("phase", "layer", "unit", "step", "attempt", "duplicate", "status", "worker", "start", "end",
-          "bytes_in", "bytes_out")
+FIELDS = ("phase", "layer", "unit", "step", "attempt", "duplicate", "status", "worker", "sent", "start", "end",
+          "bytes_in", "bytes_out", "wait", "load", "compute", "store_write", "merge")
+PARTS = ("wait", "load", "compute", "store_write", "merge")  # where an invocation's time went
 
 
 class Ledger:

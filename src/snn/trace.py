@@ -1,0 +1,76 @@
+"""Where a run's time went, from its invocation ledger (``invocations.csv``).
+
+Each invocation's duration splits into ``wait`` (sent by the coordinator until the
+function started: queueing, cold start, transfer), ``load`` (reading inputs from the
+store), ``compute``, ``store_write`` and ``merge`` (combining other units' outputs).
+Timestamps come from each worker's clock: on one machine they agree; across machines
+``wait`` is only as good as their clock synchronisation.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SnnError
+from .runtime.ledger import PARTS
+
+NUMBERS = ("layer", "unit", "step", "attempt", "sent", "start", "end", "bytes_in", "bytes_out", *PARTS)
+
+
+def load_records(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "invocations.csv"
+    if not path.exists():
+        raise SnnError(f"{path}: not found; help: only runs through the runtime (a granularity other than "
+                       "network, another engine, or --store) have an invocation ledger")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k in NUMBERS:
+            r[k] = float(r[k]) if r.get(k) not in (None, "") else 0.0
+        r["duplicate"] = r["duplicate"] == "True"
+        r["duration"] = r["end"] - r["sent"]
+    return rows
+
+
+def summarize(records: list[dict], by: str) -> list[dict]:
+    """Per group (``phase``, ``layer`` or ``worker``): count, p50, p95 and total of each part."""
+    groups: dict = defaultdict(list)
+    for r in records:
+        if r["status"] == "ok":
+            groups[r[by] if by != "layer" else int(r["layer"])].append(r)
+    table = []
+    for key in sorted(groups, key=str):
+        rows = groups[key]
+        entry = {by: key, "count": len(rows)}
+        for part in ("duration", *PARTS):
+            values = np.array([r[part] for r in rows])
+            entry[part] = {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95)),
+                           "total": float(values.sum())}
+        table.append(entry)
+    return table
+
+
+def critical_path(records: list[dict], step: int | None = None) -> tuple[int, list[dict], float]:
+    """The slowest unit of every stage of ``step`` (default: the last one), in stage order.
+
+    Stages of a step run one after the other, so these units are the step's critical
+    path. Returns ``(step, path, span)`` with ``span`` from the first send to the last end.
+    """
+    ok = [r for r in records if r["status"] == "ok"]
+    if not ok:
+        raise SnnError("the ledger has no completed invocations")
+    step = int(max(r["step"] for r in ok)) if step is None else step
+    mine = [r for r in ok if int(r["step"]) == step]
+    if not mine:
+        raise SnnError(f"step {step} is not in the ledger; it has steps {int(min(r['step'] for r in ok))}.."
+                       f"{int(max(r['step'] for r in ok))}")
+    stages: dict = defaultdict(list)
+    for r in mine:
+        stages[(r["phase"], int(r["layer"]))].append(r)
+    path = [max(rows, key=lambda r: r["end"]) for rows in sorted(stages.values(), key=lambda rs: min(r["sent"] for r in rs))]
+    span = max(r["end"] for r in mine) - min(r["sent"] for r in mine)
+    return step, path, span
