@@ -77,7 +77,14 @@ class TrainingConfig(Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     l2: float = Field(0.0, ge=0, description="L2 regularization lambda")
     dropout: float = Field(0.0, ge=0, lt=1, description="probability of dropping a hidden unit")
-    threshold: float | None = Field(None, description="stop once an epoch's cost is below this")
+    threshold: float | None = Field(None, description="stop once an epoch's cost is below this (compared exactly)")
+    patience: int | None = Field(None, gt=0, description="stop after this many epochs without a better validation "
+                                 "cost; the best model is the one saved")
+    strategy: Literal["sync", "average", "best", "tree"] = Field(
+        "sync", description="sync: data-parallel gradient descent; average/best/tree: batches in parallel, merged")
+    reduce: Literal["allreduce", "scatter-reduce"] = Field(
+        "allreduce", description="sync with data:K: one reducer, or K reducers of 1/K of the parameters each")
+    fan_in: int = Field(2, ge=2, description="tree: models merged per node")
 
 
 class DataConfig(Strict):

@@ -34,7 +34,8 @@ from .files import write_json, write_text
 from .metrics import accuracy
 from .model import Model
 from .runtime.checkpoint import load_checkpoint, save_checkpoint
-from .runtime.coordinator import Coordinator, InvocationLimit, Limits, StopRequested, UnitFailure
+from .core.strategies import train_epochs_parallel
+from .runtime.coordinator import Coordinator, InvocationLimit, Limits, StopRequested, Strategy, UnitFailure
 from .runtime.engines import make_engine
 from .runtime.engines.chaos import ChaosEngine, parse_chaos
 from .runtime.ledger import Ledger
@@ -123,6 +124,7 @@ def train(
     cols = dataset.preprocessing.columns
     X, Y = cols(dataset.x_train, dtype), targets(dataset.y_train, n_out, dtype)
     X_val = None if dataset.x_val is None else cols(dataset.x_val, dtype)
+    Y_val = None if dataset.y_val is None else targets(dataset.y_val, n_out, dtype)
 
     params = initial_params(config, spec)
     opt = config.training.optimizer
@@ -148,7 +150,7 @@ def train(
     loop_start = time.perf_counter()
     try:
         with epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch,
-                          should_stop, ledger, folder if save else None) as epochs:
+                          should_stop, ledger, folder if save else None, X_val, Y_val) as epochs:
             for result in epochs:
                 record = {"epoch": result.epoch, "cost": result.cost, "train_accuracy": result.accuracy,
                           "val_accuracy": None, "seconds": 0.0, "val_cost": None, "learning_rate": result.learning_rate}
@@ -217,12 +219,18 @@ def summarize(config: Config, dataset: Dataset, net: Network, params: Params, hi
 
 
 @contextlib.contextmanager
-def epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch, should_stop, ledger, folder):
+def epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch, should_stop, ledger, folder,
+                 X_val=None, Y_val=None):
     """The epochs of this run: in process for ``network`` on ``local``, else through the runtime."""
     rt = config.runtime
     granularity, chaos = parse_granularity(rt.granularity), parse_chaos(rt.chaos)
+    t = config.training
     if granularity.kind == "network" and rt.engine == "local" and not chaos.active and rt.store is None:
-        yield train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch)
+        if t.strategy == "sync":
+            yield train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch)
+        else:
+            yield train_epochs_parallel(net, params, optimizer, state, X, Y, plan, t.strategy, t.fan_in,
+                                        X_val, Y_val, start_epoch)
         return
     if rt.address and rt.store in (None, "memory"):
         raise ConfigError("runtime.address names a Ray cluster, whose nodes cannot reach an embedded Valkey on this "
@@ -248,9 +256,11 @@ def epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_
             write_json(folder / "runtime.json", {"run_id": run_id, "store": url, "engine": rt.engine})
         limits = Limits(rt.unit_timeout, rt.max_retries, rt.retry_backoff, rt.key_ttl, rt.max_invocations)
         opt = config.training.optimizer
+        reducers = granularity.size if granularity.kind == "data" and t.reduce == "scatter-reduce" else 1
         coordinator = Coordinator(spec, granularity, engine, store, run_id,
-                                  {"name": opt.name, **opt.hyperparameters()}, ledger, limits)
-        yield coordinator.epochs(params, state, X, Y, plan, start_epoch, should_stop)
+                                  {"name": opt.name, **opt.hyperparameters()}, ledger, limits,
+                                  Strategy(t.strategy, reducers, t.fan_in))
+        yield coordinator.epochs(params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val)
         if chaos.active:
             engine.settle()
             coordinator.drain()

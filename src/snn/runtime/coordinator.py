@@ -39,6 +39,21 @@ class InvocationLimit(SnnError):
 
 
 @dataclass(frozen=True)
+class Strategy:
+    """How a step combines its workers: ``sync`` (with ``reducers`` = 1 for allreduce, K for
+    scatter-reduce), or ``average``/``best``/``tree`` (every batch of an epoch in parallel)."""
+
+    name: str = "sync"
+    reducers: int = 1
+    fan_in: int = 2
+
+
+# What each kind of unit leaves in the store besides its done record ("*state": one per state array).
+OUTPUTS = {"step": [], "forward": ["Z", "A", "G"], "loss": ["dZ"], "backward": ["dA"], "shard": ["grad"],
+           "reduce": [], "local": ["param", "*state"], "merge": ["param", "*state"]}
+
+
+@dataclass(frozen=True)
 class Limits:
     unit_timeout: float = 60.0
     max_retries: int = 8
@@ -49,8 +64,12 @@ class Limits:
 
 class Coordinator:
     def __init__(self, spec: NetworkSpec, granularity: Granularity, engine, store, run_id: str,
-                 optimizer: dict, ledger: Ledger, limits: Limits = Limits()):
+                 optimizer: dict, ledger: Ledger, limits: Limits = Limits(), strategy: Strategy = Strategy()):
         self.spec, self.g, self.engine, self.store = spec, granularity, engine, store
+        self.strategy = strategy
+        if strategy.name != "sync" and granularity.kind != "network":
+            raise SnnError(f"strategy {strategy.name!r} trains each batch in one invocation; "
+                           f"granularity {granularity.name!r} is for sync; help: leave --granularity out")
         self.keys, self.optimizer, self.ledger, self.limits = Keys(run_id), optimizer, ledger, limits
         self.sizes = spec.sizes
         self.L = len(spec.layers)
@@ -58,6 +77,7 @@ class Coordinator:
         self.units = self._layout()
         self.slots = list(self._slots())
         self.invocations = 0
+        self._written: list[str] = []  # outputs of the current step, deleted when it is over
 
     # ---- where each unit's parameters live
 
@@ -69,6 +89,10 @@ class Coordinator:
 
     def _slots(self):
         """``(layer, unit, indices into Params.flat)`` of every parameter unit."""
+        if self.g.kind == "data" and self.strategy.reducers > 1:
+            for r, (c0, c1) in enumerate(shard_ranges(self.spec.n_params, self.strategy.reducers)):
+                yield 0, r, slice(c0, c1)
+            return
         if self.g.kind != "rows":
             yield 0, 0, slice(None)
             return
@@ -99,7 +123,10 @@ class Coordinator:
     # ---- the training loop, step by step
 
     def epochs(self, params: Params, state: dict, X, Y, plan: Plan, start_epoch: int = 0,
-               should_stop: Callable[[], bool] = lambda: False) -> Iterator[EpochResult]:
+               should_stop: Callable[[], bool] = lambda: False, X_val=None, Y_val=None) -> Iterator[EpochResult]:
+        if self.strategy.name != "sync":
+            yield from self._parallel_epochs(params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val)
+            return
         labels = predictions(Y) if Y.shape[0] > 1 else Y[0].astype(np.int64)
         m = X.shape[1]
         n_batches = 1 if not plan.batch_size else -(-m // plan.batch_size)
@@ -118,13 +145,10 @@ class Coordinator:
                         self.store.overwrite(self.keys.stop, b"1", self.limits.key_ttl)
                         raise StopRequested("stop requested")
                     xk, yk = (self.keys.data("X"), self.keys.data("Y")) if full else self._put_batch(step, Xb, Yb)
-                    train = {"lr": lr, "l2": plan.l2, "keep": 1.0 - plan.dropout, "m": Xb.shape[1],
-                             "mask_key": [plan.seed, epoch, b, Xb.shape[1]], "optimizer": self.optimizer,
-                             "state": list(state)}
-                    cost, right = self.step(step, xk, yk, train)
+                    cost, right = self.step(step, xk, yk, self._train(plan, epoch, b, Xb.shape[1], lr, state))
                     total += cost * Xb.shape[1]
                     correct += right
-                    self._cleanup(step, list(state), full)
+                    self._cleanup(step, list(state))
                     step += 1
                 self.gather(step, params.flat, state)
                 self.version = step
@@ -133,15 +157,77 @@ class Coordinator:
         finally:
             self.drain()
 
-    def _put_batch(self, step, Xb, Yb):
-        k = (self.keys.batch(step, "X"), self.keys.batch(step, "Y"))
+    def _put_batch(self, step, Xb, Yb, name=""):
+        k = (self.keys.batch(step, "X" + name), self.keys.batch(step, "Y" + name))
         self.store.put_many({k[0]: encode(Xb), k[1]: encode(Yb)}, self.limits.key_ttl)
+        self._written += list(k)
         return k
+
+    def _train(self, plan: Plan, epoch: int, b: int, m: int, lr: float, state: dict) -> dict:
+        return {"lr": lr, "l2": plan.l2, "keep": 1.0 - plan.dropout, "m": m, "mask_key": [plan.seed, epoch, b, m],
+                "optimizer": self.optimizer, "state": list(state)}
+
+    def _base(self, step: int, train: dict) -> dict:
+        return {"store": self.store.url, "run": self.keys.run, "ttl": self.limits.key_ttl, "net": self.net,
+                "train": train, "step": step, "param_units": len(self.slots)}
+
+    def _parallel_epochs(self, params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val):
+        """average, best, tree: one step per epoch; its batches train side by side, then merge."""
+        k, strat = self.keys, self.strategy
+        labels = predictions(Y) if Y.shape[0] > 1 else Y[0].astype(np.int64)
+        if strat.name == "best":
+            if X_val is None:
+                raise SnnError("strategy 'best' picks by validation cost: set data.validation_split > 0")
+            self.store.put_many({k.data("Xv"): encode(X_val), k.data("Yv"): encode(Y_val)})
+        self.version = start_epoch
+        self.scatter(start_epoch, params.flat, state)
+        try:
+            for epoch in range(start_epoch, plan.epochs):
+                if should_stop():
+                    self.store.overwrite(k.stop, b"1", self.limits.key_ttl)
+                    raise StopRequested("stop requested")
+                lr = plan.learning_rate_at(epoch)
+                shuffle = epoch_rng(plan.seed, SHUFFLE, epoch) if plan.shuffle else None
+                events, weights = [], []
+                for b, (Xb, Yb, _) in enumerate(batches(X, Y, labels, plan.batch_size, shuffle)):
+                    xk, yk = self._put_batch(epoch, Xb, Yb, str(b))
+                    base = self._base(epoch, self._train(plan, epoch, b, Xb.shape[1], lr, state))
+                    events.append({**base, "kind": "local", "layer": 0, "unit": b, "X": xk, "Y": yk})
+                    weights.append(float(Xb.shape[1]))
+                results = self.stage(events)
+                self._merge(epoch, events[0]["train"], [("local", 0, b) for b in range(len(events))], weights)
+                self._cleanup(epoch, list(state))
+                self.gather(epoch + 1, params.flat, state)
+                self.version = epoch + 1
+                self.drain()
+                m = X.shape[1]
+                total = sum(r["cost"] * w for r, w in zip(results, weights))
+                yield EpochResult(epoch + 1, total / m, sum(r["correct"] for r in results) / m, lr)
+        finally:
+            self.drain()
+
+    def _merge(self, step: int, train: dict, refs: list, weights: list) -> None:
+        """Merge the batch models: level by level through a tree, or all at once."""
+        strat, base = self.strategy, {**self._base(step, train), "mode": "best" if self.strategy.name == "best" else "average"}
+        if strat.name == "best":
+            base.update(X_val=self.keys.data("Xv"), Y_val=self.keys.data("Yv"))
+        fan_in = strat.fan_in if strat.name == "tree" else len(refs)
+        level = 0
+        while True:
+            groups = list(range(0, len(refs), fan_in))
+            final = len(groups) == 1
+            self.stage([{**base, "kind": "merge", "layer": level, "unit": i, "final": final,
+                         "inputs": refs[g : g + fan_in], "weights": weights[g : g + fan_in]}
+                        for i, g in enumerate(groups)])
+            if final:
+                return
+            refs = [("merge", level, i) for i in range(len(groups))]
+            weights = [float(sum(weights[g : g + fan_in])) for g in groups]
+            level += 1
 
     def step(self, step: int, xk: str, yk: str, train: dict) -> tuple[float, int]:
         """One training step through the store; returns (cost, correct predictions)."""
-        base = {"store": self.store.url, "run": self.keys.run, "ttl": self.limits.key_ttl, "net": self.net,
-                "train": train, "step": step, "X": xk, "Y": yk}
+        base = {**self._base(step, train), "X": xk, "Y": yk}
         l2_term = train["l2"] / (2 * train["m"])
         if self.g.kind == "network":
             (r,) = self.stage([{**base, "kind": "step", "layer": 0, "unit": 0}])
@@ -149,9 +235,12 @@ class Coordinator:
         if self.g.kind == "data":
             cols = shard_ranges(train["m"], self.g.size)
             shards = self.stage([{**base, "kind": "shard", "layer": 0, "unit": k, "columns": c} for k, c in enumerate(cols)])
-            (red,) = self.stage([{**base, "kind": "reduce", "layer": 0, "unit": 0, "shards": len(cols)}])
+            reduced = self.stage([{**base, "kind": "reduce", "layer": 0, "unit": u, "shards": len(cols),
+                                   "chunk": [sl.start or 0, sl.stop if sl.stop is not None else self.spec.n_params]}
+                                  for _, u, sl in self.slots])
             cost = sum(r["cost"] for r in shards)
-            return (cost + l2_term * red["sumsq"] if train["l2"] else cost), sum(r["correct"] for r in shards)
+            sumsq = sum(r["sumsq"] for r in reduced)
+            return (cost + l2_term * sumsq if train["l2"] else cost), sum(r["correct"] for r in shards)
         base["units"] = [len(r) for r in self.units]
         sumsq = 0.0
         for l in range(self.L):
@@ -177,6 +266,11 @@ class Coordinator:
 
     def stage(self, events: list[dict]) -> list[dict]:
         """Run every event to completion; their ``done`` records, in unit order."""
+        k = self.keys
+        for e in events:
+            names = [n for spec in OUTPUTS[e["kind"]] for n in (e["train"]["state"] if spec == "*state" else [spec])]
+            self._written += [k.out(e["step"], e["kind"], e["layer"], e["unit"], n) for n in names]
+            self._written.append(k.done(e["step"], e["kind"], e["layer"], e["unit"]))
         lim = self.limits
         handles = self._submit(events)
         attempts = [0] * len(events)
@@ -246,40 +340,22 @@ class Coordinator:
         for raw in self.store.drain(self.keys.ledger):
             self.ledger.add(decode_json(raw))
 
-    def _cleanup(self, step: int, state_names: list[str], full: bool) -> None:
+    def _cleanup(self, step: int, state_names: list[str]) -> None:
         """Delete every key of a finished step, by name (never a pattern, never a flush)."""
         settle = getattr(self.engine, "settle", None)
         if settle:
             settle()  # extra deliveries of this step finish first, so none reads a deleted key
-        k, doomed = self.keys, []
+        k, doomed = self.keys, self._written
         for l, u, _ in self.slots:
             doomed.append(k.param(step, l, u))
             doomed += [k.state(step, l, u, n) for n in state_names]
-        for phase, layer, unit, names in self._outputs():
-            doomed += [k.out(step, phase, layer, unit, n) for n in names]
-            doomed.append(k.done(step, phase, layer, unit))
-        if not full:
-            doomed += [k.batch(step, "X"), k.batch(step, "Y")]
         self.store.delete(doomed)
-
-    def _outputs(self):
-        if self.g.kind == "network":
-            yield "step", 0, 0, []
-        elif self.g.kind == "data":
-            for u in range(self.g.size):
-                yield "shard", 0, u, ["grad"]
-            yield "reduce", 0, 0, []
-        else:
-            for l, ranges in enumerate(self.units):
-                for u in range(len(ranges)):
-                    yield "forward", l, u, ["Z", "A", "G"]
-                    yield "backward", l, u, ["dA"]
-            yield "loss", self.L, 0, ["dZ"]
+        self._written = []
 
     def finish(self, state_names: list[str]) -> None:
         """Delete what is left of the run in the store: the data, the flags, the last parameters."""
         k = self.keys
-        doomed = [k.data("X"), k.data("Y"), k.stop, k.ledger]
+        doomed = [k.data("X"), k.data("Y"), k.data("Xv"), k.data("Yv"), k.stop, k.ledger]
         for l, u, _ in self.slots:
             doomed.append(k.param(self.version, l, u))
             doomed += [k.state(self.version, l, u, n) for n in state_names]

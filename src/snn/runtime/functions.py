@@ -10,6 +10,7 @@ there already: it is counted as a duplicate and changes nothing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import threading
@@ -19,8 +20,9 @@ import numpy as np
 
 from ..core.activations import get_activation
 from ..core.losses import get_loss, output_cost, output_delta
-from ..core.network import Network, NetworkSpec, Params, dropout_mask, predictions
+from ..core.network import Network, NetworkSpec, Params, dropout_mask, param_count, predictions
 from ..core.optimizers import make_optimizer
+from ..core.strategies import local_step, pick_best, weighted_average
 from .codec import decode, encode, encode_json
 from .keys import Keys
 from .plan import split_rows
@@ -118,12 +120,30 @@ def _update(ev, io, keys, layer, unit, p, g):
     io.put(out)
 
 
+def _full_params(ev, io, keys) -> np.ndarray:
+    """The whole parameter vector of step ``s``, from its ``param_units`` chunks."""
+    parts = io.arrays([keys.param(ev["step"], 0, u) for u in range(ev.get("param_units", 1))])
+    if len(parts) == 1:
+        return parts[0]
+    with io.timed("merge"):
+        return np.concatenate(parts)
+
+
+@functools.lru_cache(maxsize=16)
+def _weight_mask(sizes: tuple) -> np.ndarray:
+    """True where ``Params.flat`` holds a weight (L2 applies), False at biases."""
+    mask = np.zeros(param_count(sizes), dtype=bool)
+    for W in Params(list(sizes), mask).W:
+        W.fill(True)
+    return mask
+
+
 # ---- network: the whole step in one invocation (the oracle)
 
 def run_step(ev, io, keys):
     s, t = ev["step"], ev["train"]
     net = Network(_spec(ev))
-    params = Params(net.spec.sizes, io.array(keys.param(s, 0, 0)))
+    params = Params(net.spec.sizes, _full_params(ev, io, keys))
     X, Y = io.arrays([ev["X"], ev["Y"]])
     cache = net.forward(params, X, t["keep"], _mask_key(ev))
     cost = net.cost(params, cache, Y, t["l2"])
@@ -224,7 +244,7 @@ def run_shard(ev, io, keys):
     """Forward and backward of this shard's examples; gradients weighted by m_k / m."""
     s, t, (c0, c1) = ev["step"], ev["train"], ev["columns"]
     net = Network(_spec(ev))
-    params = Params(net.spec.sizes, io.array(keys.param(s, 0, 0)))
+    params = Params(net.spec.sizes, _full_params(ev, io, keys))
     X, Y = io.arrays([ev["X"], ev["Y"]])
     X, Y = X[:, c0:c1], Y[:, c0:c1]
     cache = net.forward(params, X, t["keep"], _mask_key(ev), slice(c0, c1))
@@ -237,25 +257,71 @@ def run_shard(ev, io, keys):
 
 
 def run_reduce(ev, io, keys):
-    """Sum the shards' gradients in shard order, add L2, update once."""
-    s, t = ev["step"], ev["train"]
+    """Sum the shards' gradients of this reducer's chunk in shard order, add L2, update once.
+
+    With one reducer (allreduce) the chunk is every parameter; with K (scatter-reduce)
+    each reduces and updates 1/K of them, which the optimizers allow: they are elementwise.
+    """
+    s, t, u, (c0, c1) = ev["step"], ev["train"], ev["unit"], ev["chunk"]
     grads = io.arrays([keys.out(s, "shard", 0, k, "grad") for k in range(ev["shards"])])
     with io.timed("merge"):
-        total = grads[0].copy()
+        total = grads[0][c0:c1].copy()
         for g in grads[1:]:
-            total += g
-    p = io.array(keys.param(s, 0, 0))
-    params, summed = Params(ev["net"]["sizes"], p), Params(ev["net"]["sizes"], total)
-    sumsq = sum(float(np.vdot(W, W)) for W in params.W)
+            total += g[c0:c1]
+    p = io.array(keys.param(s, 0, u))
+    weights = _weight_mask(tuple(ev["net"]["sizes"]))[c0:c1]
+    W = p[weights]
     if t["l2"]:
-        for dW, W in zip(summed.W, params.W):
-            dW += (t["l2"] / t["m"]) * W
-    _update(ev, io, keys, 0, 0, p, total)
-    return {"sumsq": sumsq}
+        total[weights] += (t["l2"] / t["m"]) * W
+    _update(ev, io, keys, 0, u, p, total)
+    return {"sumsq": float(np.vdot(W, W))}
+
+
+# ---- average, best, tree: every batch of an epoch from the same parameters, then a merge
+
+def _state_of(ev, io, keys, phase, layer, unit):
+    names = ev["train"]["state"]
+    arrays = io.arrays([keys.out(ev["step"], phase, layer, unit, n) for n in ["param", *names]])
+    return arrays[0], dict(zip(names, arrays[1:]))
+
+
+def run_local(ev, io, keys):
+    """One optimizer step of this batch from the epoch's parameters, kept aside for the merge."""
+    s, t, b = ev["step"], ev["train"], ev["unit"]
+    net = Network(_spec(ev))
+    params = Params(net.spec.sizes, _full_params(ev, io, keys))
+    names = t["state"]
+    state = dict(zip(names, io.arrays([keys.state(s, 0, 0, n) for n in names])))
+    X, Y = io.arrays([ev["X"], ev["Y"]])
+    flat, st, cost, A = local_step(net, params, _optimizer(ev), state, X, Y, t["l2"], t["keep"], t["lr"],
+                                   _mask_key(ev))
+    io.put({keys.out(s, "local", 0, b, "param"): flat, **{keys.out(s, "local", 0, b, n): st[n] for n in names}})
+    return {"cost": cost, "correct": int((predictions(A) == _labels(Y)).sum())}
+
+
+def run_merge(ev, io, keys):
+    """Merge batch models: their weighted average, or the one best on the validation set."""
+    s, names = ev["step"], ev["train"]["state"]
+    models = [_state_of(ev, io, keys, *ref) for ref in ev["inputs"]]
+    extra = {}
+    if ev["mode"] == "best":
+        X_val, Y_val = io.arrays([ev["X_val"], ev["Y_val"]])
+        with io.timed("merge"):
+            extra["chosen"] = pick_best(Network(_spec(ev)), ev["net"]["sizes"], [f for f, _ in models], X_val, Y_val)
+        flat, st = models[extra["chosen"]]
+    else:
+        with io.timed("merge"):
+            flat, st = weighted_average(models, ev["weights"])
+    if ev["final"]:
+        io.put({keys.param(s + 1, 0, 0): flat, **{keys.state(s + 1, 0, 0, n): st[n] for n in names}})
+    else:
+        io.put({keys.out(s, "merge", ev["layer"], ev["unit"], "param"): flat,
+                **{keys.out(s, "merge", ev["layer"], ev["unit"], n): st[n] for n in names}})
+    return {"weight": float(sum(ev["weights"])), **extra}
 
 
 KINDS = {"step": run_step, "forward": run_forward, "loss": run_loss, "backward": run_backward,
-         "shard": run_shard, "reduce": run_reduce}
+         "shard": run_shard, "reduce": run_reduce, "local": run_local, "merge": run_merge}
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
