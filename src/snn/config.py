@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .core.activations import ACTIVATIONS
 from .errors import ConfigError
@@ -131,6 +131,15 @@ class Config(Strict):
     training: TrainingConfig
     runtime: RuntimeConfig = RuntimeConfig()
 
+    @model_validator(mode="after")
+    def _validation_for_selection(self):
+        t = self.training
+        if (t.strategy == "best" or t.patience) and not self.data.validation_split:
+            what = "strategy 'best'" if t.strategy == "best" else "training.patience"
+            raise ValueError(f"{what} selects by validation cost; set data.validation_split > 0 "
+                             "(the test set is never used for selection)")
+        return self
+
 
 SEED_KEYS = {"epochs", "layers", "activations", "neurons", "learning_rate", "weight", "bias",
              "lambda", "optimizer", "beta1", "beta2", "epsilon", "batch_size", "threshold"}
@@ -214,6 +223,8 @@ def describe(error: ValidationError, source: str) -> str:
             lines.append(f"  {field}: unknown field; allowed here: {allowed}")
         elif e["type"] == "missing":
             lines.append(f"  {field}: required, but missing")
+        elif not e["loc"]:
+            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"  {field}: got {e['input']!r}; {msg[0].lower()}{msg[1:]}")
