@@ -103,3 +103,37 @@ def test_strategy_errors():
         snn.train({**config(strategy="best"), "data": {"dataset": "spiral"}}, save=False)
     with pytest.raises(snn.SnnError, match="granularity 'neuron' is for sync"):
         snn.train({**config(strategy="average"), "runtime": {"granularity": "neuron"}}, save=False)
+
+
+def test_patience_stops_and_keeps_the_best_model():
+    cfg = config(epochs=200, batch_size=8, patience=3)
+    cfg["training"]["optimizer"]["learning_rate"] = 0.2  # big steps: validation cost turns up soon
+    run = snn.train(cfg, save=False)
+    val = [r["val_cost"] for r in run.history]
+    best = int(np.argmin(val)) + 1
+    assert run.summary["stopped_early"] and len(val) == best + 3
+    assert run.summary["best_epoch"] == best and run.summary["best_val_cost"] == min(val)
+    again = snn.train({**cfg, "training": {**cfg["training"], "epochs": best, "patience": None}}, save=False)
+    np.testing.assert_array_equal(run.model.params.flat, again.model.params.flat)
+
+
+def test_threshold_is_compared_exactly():
+    first = snn.train(config(epochs=3), save=False).history
+    cut = first[1]["cost"]
+    equal = snn.train(config(epochs=3, threshold=cut), save=False)
+    assert len(equal.history) == 3  # equal is not below: no rounding
+    below = snn.train(config(epochs=3, threshold=float(np.nextafter(cut, np.inf))), save=False)
+    assert len(below.history) == 2
+
+
+def test_budget_stops_cleanly_with_a_checkpoint(tmp_path):
+    from snn.cost import lambda_cost
+
+    cfg = {**config(epochs=50), "runtime": {"granularity": "layer"}}
+    one = snn.train({**cfg, "training": {**cfg["training"], "epochs": 2}}, save=False)
+    per_epoch = lambda_cost(one.ledger.records, 0.0).lambda_usd / 2
+    budget = per_epoch * 10.5  # the store costs a little more per second of wall time
+    run = snn.train({**cfg, "runtime": {**cfg["runtime"], "budget_usd": budget}}, run_dir=tmp_path / "run")
+    assert run.summary["stopped"] and "budget" in run.summary["stop_reason"]
+    assert 2 <= run.summary["epochs"] <= 10
+    assert (tmp_path / "run" / "checkpoint.json").exists()

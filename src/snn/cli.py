@@ -54,6 +54,8 @@ def train(
     chaos: Annotated[Optional[str], typer.Option(help="e.g. dup=0.3,drop=0.1,fail=0.05,delay=0.01")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="epochs between checkpoints")] = None,
     max_invocations: Annotated[Optional[int], typer.Option(help="hard limit on function invocations")] = None,
+    budget_usd: Annotated[Optional[float], typer.Option(help="stop before the modelled Lambda cost passes this")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="sync, average, best or tree")] = None,
     resume: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="continue a run from its checkpoint")] = None,
 ):
     """Train a network and write its run folder."""
@@ -63,7 +65,8 @@ def train(
     overrides = {"training.epochs": epochs, "training.seed": seed, "runtime.granularity": granularity,
                  "runtime.engine": engine, "runtime.address": address, "runtime.store": store,
                  "runtime.chaos": chaos, "runtime.checkpoint_every": checkpoint_every,
-                 "runtime.max_invocations": max_invocations}
+                 "runtime.max_invocations": max_invocations, "runtime.budget_usd": budget_usd,
+                 "training.strategy": strategy}
     if resume is not None:
         if out is not None and out != resume:
             fail("--resume continues in its own run folder; leave --out out")

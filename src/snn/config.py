@@ -106,6 +106,8 @@ class RuntimeConfig(Strict):
     key_ttl: float = Field(3600.0, gt=0, description="seconds a step's keys live in the store at most")
     checkpoint_every: int = Field(0, ge=0, description="epochs between checkpoints (0: only on a stop)")
     max_invocations: int | None = Field(None, gt=0, description="hard limit on function invocations")
+    budget_usd: float | None = Field(None, gt=0, description="stop, with a checkpoint, before the modelled Lambda "
+                                     "cost of the run (bundled prices, 1769 MB x86) would pass this")
 
     @field_validator("granularity")
     @classmethod

@@ -147,6 +147,9 @@ def train(
     ledger = Ledger()
     threshold = config.training.threshold
     stopped, resumed_at = None, len(history)
+    patience = config.training.patience or float("inf")
+    best = BestModel(enabled=config.training.patience is not None)
+    budget = config.runtime.budget_usd
     loop_start = time.perf_counter()
     try:
         with epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch,
@@ -164,6 +167,10 @@ def train(
                     save_checkpoint(folder, params.flat, state, result.epoch, history)
                 if threshold is not None and result.cost < threshold:
                     break
+                if best.improves(record, params, state) >= patience:
+                    break
+                if budget and over_budget(ledger, time.perf_counter() - loop_start, len(history) - resumed_at, budget):
+                    raise StopRequested(f"the next epoch would pass the budget of {budget} USD")
                 if should_stop():
                     raise StopRequested("stop requested")
     except StopRequested as e:
@@ -178,9 +185,14 @@ def train(
     loop_seconds = time.perf_counter() - loop_start
     if not history:
         raise SnnError("the run stopped before its first epoch ended; nothing to save")
+    best.restore(params, state)  # with patience, the model saved is the best on validation
 
     summary = summarize(config, dataset, net, params, history, plan, X)
     summary["stopped"] = stopped is not None
+    if stopped:
+        summary["stop_reason"] = stopped
+    if best.epoch:
+        summary["best_epoch"], summary["best_val_cost"] = best.epoch, best.cost
     summary.update(ledger.summary())
     summary["seconds_per_epoch"] = loop_seconds / max(1, len(history) - resumed_at)
     summary["wall_seconds"] = time.perf_counter() - started
@@ -191,6 +203,37 @@ def train(
     if save:
         run.run_dir = write_run(run, folder)
     return run
+
+
+class BestModel:
+    """The parameters of the epoch with the lowest validation cost, for early stopping."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.epoch, self.cost = enabled, 0, float("inf")
+        self.flat, self.state = None, None
+
+    def improves(self, record: dict, params: Params, state: dict) -> float:
+        """Note this epoch; return how many epochs have passed without a better validation cost."""
+        if not self.enabled:
+            return 0
+        if record["val_cost"] < self.cost:
+            self.epoch, self.cost = record["epoch"], record["val_cost"]
+            self.flat, self.state = params.flat.copy(), {k: v.copy() for k, v in state.items()}
+        return record["epoch"] - self.epoch
+
+    def restore(self, params: Params, state: dict) -> None:
+        if self.flat is not None:
+            params.flat[...] = self.flat
+            for k, v in self.state.items():
+                state[k][...] = v
+
+
+def over_budget(ledger: Ledger, seconds: float, epochs: int, budget: float) -> bool:
+    """Would one more epoch, at the mean cost of those so far, pass ``budget``?"""
+    from .cost import lambda_cost
+
+    spent = lambda_cost(ledger.records, seconds).total_usd
+    return spent + spent / max(1, epochs) > budget
 
 
 def summarize(config: Config, dataset: Dataset, net: Network, params: Params, history, plan, X) -> dict:
