@@ -190,6 +190,78 @@ def _read_json(path: Path) -> dict:
 
 
 @app.command()
+def advise(
+    config: Annotated[Path, typer.Argument(help="the run to plan")],
+    objective: Annotated[str, typer.Option(help="time, cost or perf-per-dollar")] = "time",
+    deadline: Annotated[Optional[float], typer.Option(help="seconds the whole run may take")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="USD the whole run may cost")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="engine to probe on (default: the config's)")] = None,
+    probe_epochs: Annotated[int, typer.Option(help="epochs per probe (the first is warm-up)")] = 6,
+    max_workers: Annotated[int, typer.Option(help="largest K of the data:K probes (held out of the fit)")] = 3,
+    data: DataOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """Probe short runs, fit a time/cost model, and recommend a granularity and Lambda memory size."""
+    from . import load_config, load_dataset
+    from .advise import fit_workers, options, recommend, run_probe, steps_of
+    from .cost import load_prices
+
+    if max_workers < 3:
+        fail("--max-workers must be at least 3: two data:K probes to fit, one to check the fit on")
+    cfg = load_config(config, {"runtime.engine": engine})
+    ds = load_dataset(cfg.data.dataset, data, fetch_missing=True)
+    n_train = len(ds.subset(cfg.data.subset).with_validation(cfg.data.validation_split, cfg.training.seed).y_train)
+    names = (["network", "layer"] if cfg.training.strategy == "sync" else ["network"])
+    names += [f"data:{k}" for k in range(1, max_workers + 1)] if cfg.training.strategy == "sync" else []
+    probes = []
+    with console.status("probing...") as status:
+        for g in names:
+            status.update(f"probing {g} on {cfg.runtime.engine} ({probe_epochs} epochs)")
+            probes.append(run_probe(cfg, g, probe_epochs, data))
+    prices = load_prices()
+    total = steps_of(cfg, n_train)
+    opts = options(probes, total, prices)
+    best = recommend(opts, objective, deadline, budget)
+    result = {"objective": objective, "steps": total,
+              "recommendation": {"granularity": best.granularity, "memory_mb": best.memory_mb,
+                                 "predicted_seconds": best.seconds, "predicted_usd": best.usd},
+              "probes": [{"granularity": p.granularity, "step_seconds": p.step_seconds,
+                          "compute_seconds": p.compute_seconds} for p in probes]}
+    data_probes = [p for p in probes if p.granularity.startswith("data:")]
+    if len(data_probes) >= 3:
+        held = data_probes[-1]
+        a, b = fit_workers(data_probes[:-1])
+        predicted = a + b / held.workers
+        result["check"] = {"fitted_on": [p.granularity for p in data_probes[:-1]], "held_out": held.granularity,
+                           "model": f"t(K) = {a:.6f} + {b:.6f}/K s per step",
+                           "predicted_step_seconds": predicted, "measured_step_seconds": held.step_seconds,
+                           "error": predicted / held.step_seconds - 1}
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"Probes on {cfg.runtime.engine} ({probe_epochs} epochs each)")
+    for col in ("granularity", "s per step", "compute on the critical path"):
+        table.add_column(col, justify="right")
+    for p in probes:
+        table.add_row(p.granularity, f"{p.step_seconds * 1e3:.2f} ms", f"{p.compute_seconds * 1e3:.2f} ms")
+    console.print(table)
+    if "check" in result:
+        c = result["check"]
+        console.print(f"Model check: fitted {c['model']} on {', '.join(c['fitted_on'])}; for {c['held_out']} it "
+                      f"predicts {c['predicted_step_seconds'] * 1e3:.2f} ms a step, measured "
+                      f"{c['measured_step_seconds'] * 1e3:.2f} ms: error {c['error']:+.1%}")
+    top = Table(title=f"Options for the full run ({total} steps), best by {objective} first")
+    for col in ("granularity", "Lambda MB", "predicted time", "predicted USD"):
+        top.add_column(col, justify="right")
+    order = sorted(opts, key=lambda o: (o is not best, o.seconds if objective == "time" else o.usd))
+    for o in order[:8]:
+        top.add_row(o.granularity, str(o.memory_mb), f"{o.seconds:.1f} s", f"{o.usd:.6f}")
+    console.print(top)
+    console.print(f"Recommendation: [bold]--granularity {best.granularity}[/] at [bold]{best.memory_mb} MB[/]: "
+                  f"about {best.seconds:.1f} s and {best.usd:.6f} USD for the whole run.")
+
+
+@app.command()
 def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
     """Ask a running training to end cleanly, with a checkpoint."""
     import json as _json

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from threadpoolctl import ThreadpoolController
+
 from ..functions import handler
 
 
@@ -14,13 +16,26 @@ class LocalEngine:
 
     def __init__(self, workers: int | None = None, **_):
         self._pool = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="snn-worker")
+        self._single_blas = None  # BLAS limited to one thread while units run side by side
+        self._controller = _controller()
 
     def submit(self, events):
         if len(events) == 1:
             # A stage of one unit runs in the calling thread: the coordinator would only
             # wait for it, and a hop through the pool costs more than a small unit.
+            self._blas(parallel=False)
             return [_run_here(events[0])]
+        # Units side by side each get one BLAS thread: two pool threads each running a
+        # multi-threaded BLAS on two cores spin against each other.
+        self._blas(parallel=True)
         return [self._pool.submit(handler, e) for e in events]
+
+    def _blas(self, parallel: bool) -> None:
+        if parallel and self._single_blas is None:
+            self._single_blas = self._controller.limit(limits=1, user_api="blas")
+        elif not parallel and self._single_blas is not None:
+            self._single_blas.restore_original_limits()
+            self._single_blas = None
 
     def wait(self, handles, timeout):
         return wait(handles, timeout).done
@@ -30,6 +45,7 @@ class LocalEngine:
 
     def close(self):
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._blas(parallel=False)
 
 
 def _run_here(event) -> Future:
@@ -39,3 +55,13 @@ def _run_here(event) -> Future:
     except Exception as e:  # noqa: BLE001 - delivered to the coordinator like a worker's failure
         future.set_exception(e)
     return future
+
+
+_found = []
+
+
+def _controller() -> ThreadpoolController:
+    """Looking for the loaded BLAS libraries is slow: do it once per process."""
+    if not _found:
+        _found.append(ThreadpoolController())
+    return _found[0]
