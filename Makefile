@@ -32,6 +32,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_runtime.py
+	$(BIN)/python bench/bench_strategies.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
