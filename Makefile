@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 SNN_DATA_DIR ?= $(abspath $(wildcard ../shared/data))
 export SNN_DATA_DIR
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/snn train examples/catvnoncat-4layer.json --granularity neuron
 
-test: $(VENV)/.installed-test
+# The browser tests drive Debian's Chromium (never a browser download of Playwright's own).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test

@@ -66,3 +66,14 @@ def engine(request):
     if request.param == "ray":
         request.getfixturevalue("ray_session")
     return request.param
+
+
+@pytest.fixture(scope="session")
+def cat_run_dir(tmp_path_factory, data_root):
+    """A real cat run folder (2-layer, 300 epochs, neuron by neuron so it has a ledger)."""
+    import snn
+
+    folder = tmp_path_factory.mktemp("served") / "cat"
+    snn.train(EXAMPLES / "catvnoncat-2layer.json", data_root=data_root, run_dir=folder,
+              **{"training.epochs": 300, "runtime.granularity": "layer"})
+    return folder

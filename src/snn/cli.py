@@ -262,6 +262,23 @@ def advise(
 
 
 @app.command()
+def serve(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL_OR_RUN_DIR")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+):
+    """Serve predictions, the neuron explorer page and the run's dashboard."""
+    try:
+        import uvicorn
+
+        from .service import create_app
+    except ImportError as e:
+        fail(f"the service needs {e.name!r}; help: pip install 'serverless-nn[serve]'")
+    console.print(f"snn serving {model_path} on http://{host}:{port}/ (Ctrl-C to stop)")
+    uvicorn.run(create_app(model_path), host=host, port=port, log_level="warning")
+
+
+@app.command()
 def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
     """Ask a running training to end cleanly, with a checkpoint."""
     import json as _json

@@ -1,0 +1,197 @@
+// The snn page: predictions, every neuron's activation and weights, and a run's dashboard.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let model = null;
+let lastInput = null; // {kind: "file", file} or {kind: "array", input}
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function colour(value, lo, hi) {
+  const t = hi > lo ? (value - lo) / (hi - lo) : 0.5;
+  const c = Math.round(255 * (1 - t));
+  return `rgb(${c}, ${Math.round(120 + 100 * (1 - t))}, 255)`;
+}
+
+function request(path) {
+  if (lastInput.kind === "file") {
+    const form = new FormData();
+    form.append("file", lastInput.file);
+    return api(path, { method: "POST", body: form });
+  }
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" },
+                     body: JSON.stringify({ input: lastInput.input }) });
+}
+
+async function predict() {
+  $("error").textContent = "";
+  try {
+    const result = await request("/explain");
+    $("label").textContent = `${result.label} (${(100 * result.probability).toFixed(1)}%)`;
+    $("bars").innerHTML = "";
+    for (const [name, p] of Object.entries(result.probabilities)) {
+      const row = document.createElement("div");
+      row.className = "bar";
+      row.innerHTML = `<span>${name}</span><div style="width:${Math.round(200 * p)}px"></div><span>${p.toFixed(3)}</span>`;
+      $("bars").appendChild(row);
+    }
+    showLayers(result.layers);
+  } catch (e) {
+    $("error").textContent = e.message;
+  }
+}
+
+function showLayers(layers) {
+  $("layers").innerHTML = "";
+  layers.forEach((layer, i) => {
+    const row = document.createElement("div");
+    row.className = "layer";
+    row.innerHTML = `<b>layer ${i + 1}</b>`;
+    const lo = Math.min(...layer.a), hi = Math.max(...layer.a);
+    layer.a.forEach((a, unit) => {
+      const cell = document.createElement("div");
+      cell.className = "cell";
+      cell.dataset.layer = i + 1;
+      cell.dataset.unit = unit;
+      cell.title = `layer ${i + 1}, neuron ${unit}: ${layer.activation} = ${a.toFixed(4)}`;
+      cell.style.background = colour(a, lo, hi);
+      cell.onclick = () => showNeuron(i + 1, unit, a, cell);
+      row.appendChild(cell);
+    });
+    $("layers").appendChild(row);
+  });
+}
+
+async function showNeuron(layer, unit, activation, cell) {
+  document.querySelectorAll(".cell.selected").forEach((c) => c.classList.remove("selected"));
+  cell.classList.add("selected");
+  const n = await api(`/neuron/${layer}/${unit}`);
+  $("neuron").hidden = false;
+  $("neuron-title").textContent = `Layer ${layer}, neuron ${unit} (${n.activation})`;
+  $("neuron-facts").textContent = `bias ${n.bias.toFixed(5)}, activation ${activation.toFixed(5)}, ${n.weights.length} incoming weights`;
+  drawWeights(n.weights, n.shape);
+}
+
+function drawWeights(w, shape) {
+  const canvas = $("weights"), ctx = canvas.getContext("2d");
+  const [h, wd, ch] = shape.length >= 2 ? [shape[0], shape[1], shape[2] || 1] : [1, shape[0], 1];
+  const lo = Math.min(...w), hi = Math.max(...w);
+  const img = ctx.createImageData(wd, h);
+  for (let i = 0; i < h * wd; i++) {
+    for (let c = 0; c < 3; c++) {
+      const v = w[i * ch + (ch === 3 ? c : 0)];
+      img.data[4 * i + c] = Math.round(255 * (hi > lo ? (v - lo) / (hi - lo) : 0.5));
+    }
+    img.data[4 * i + 3] = 255;
+  }
+  const tmp = document.createElement("canvas");
+  tmp.width = wd; tmp.height = h;
+  tmp.getContext("2d").putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(tmp, 0, 0, canvas.width, h === 1 ? 24 : canvas.height);
+}
+
+function setupDrawing(shape) {
+  $("draw-box").hidden = false;
+  const canvas = $("draw"), ctx = canvas.getContext("2d");
+  ctx.fillStyle = "black"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  let down = false;
+  const at = (e) => { const r = canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
+  canvas.onpointerdown = (e) => { down = true; ctx.beginPath(); ctx.moveTo(...at(e)); };
+  canvas.onpointermove = (e) => {
+    if (!down) return;
+    ctx.lineWidth = 22; ctx.lineCap = "round"; ctx.strokeStyle = "white"; ctx.lineTo(...at(e)); ctx.stroke();
+  };
+  window.onpointerup = () => { down = false; };
+  $("draw-clear").onclick = () => { ctx.fillStyle = "black"; ctx.fillRect(0, 0, canvas.width, canvas.height); };
+  $("draw-predict").onclick = () => {
+    const small = document.createElement("canvas");
+    small.width = shape[1]; small.height = shape[0];
+    const s = small.getContext("2d");
+    s.drawImage(canvas, 0, 0, shape[1], shape[0]);
+    const px = s.getImageData(0, 0, shape[1], shape[0]).data;
+    const input = [];
+    for (let y = 0; y < shape[0]; y++) {
+      const row = [];
+      for (let x = 0; x < shape[1]; x++) row.push(px[4 * (y * shape[1] + x)]);
+      input.push(row);
+    }
+    lastInput = { kind: "array", input };
+    predict();
+  };
+}
+
+function drawCurves(history) {
+  const canvas = $("curves"), ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!history.length) return;
+  const series = [["cost", "#1f3b57"], ["train_accuracy", "#2e8b57"], ["val_accuracy", "#e07000"]];
+  const n = history.length, pad = 30;
+  for (const [key, stroke] of series) {
+    const ys = history.map((r) => r[key]).filter((v) => v !== null);
+    if (!ys.length) continue;
+    const hi = key === "cost" ? Math.max(...ys) : 1;
+    ctx.strokeStyle = stroke; ctx.beginPath();
+    history.forEach((r, i) => {
+      if (r[key] === null) return;
+      const x = pad + (canvas.width - 2 * pad) * (n > 1 ? i / (n - 1) : 0);
+      const y = canvas.height - pad - (canvas.height - 2 * pad) * (r[key] / hi);
+      i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
+    });
+    ctx.stroke();
+    ctx.fillStyle = stroke; ctx.fillText(key, canvas.width - 110, 14 + 14 * series.findIndex((s) => s[0] === key));
+  }
+  ctx.fillStyle = "#222";
+  ctx.fillText(`epoch ${history[n - 1].epoch}: cost ${history[n - 1].cost.toFixed(5)}`, pad, 14);
+}
+
+function drawGantt(rows) {
+  const canvas = $("gantt"), ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!rows.length) { ctx.fillText("no invocations: this run trained in process", 10, 20); return; }
+  const workers = [...new Set(rows.map((r) => r.worker || "coordinator"))];
+  const t0 = Math.min(...rows.map((r) => r.start)), t1 = Math.max(...rows.map((r) => r.end));
+  const lane = (canvas.height - 10) / workers.length;
+  for (const r of rows) {
+    const x = 5 + (canvas.width - 10) * (r.start - t0) / (t1 - t0 || 1);
+    const w = Math.max(1, (canvas.width - 10) * (r.end - r.start) / (t1 - t0 || 1));
+    ctx.fillStyle = r.duplicate ? "#c07000" : r.attempt > 0 ? "#b00020" : "#4a7fb0";
+    ctx.fillRect(x, 5 + lane * workers.indexOf(r.worker || "coordinator"), w, lane - 2);
+  }
+  $("run-facts").textContent = `${rows.length} invocations on ${workers.length} workers`;
+}
+
+async function refreshRun() {
+  try {
+    drawCurves(await api("/run/history"));
+    drawGantt(await api("/run/invocations?limit=3000"));
+  } catch (e) {
+    $("run-facts").textContent = e.message;
+  }
+}
+
+async function start() {
+  model = await api("/model");
+  const a = model.architecture;
+  $("model-name").textContent = `${a.n_input}-${a.layers.map((l) => l.units).join("-")} ` +
+    `(${a.layers.map((l) => l.activation).join(", ")}), classes: ${model.classes.join(", ")}`;
+  const shape = model.preprocessing.shape;
+  if (model.preprocessing.kind === "image" && shape.length === 2) setupDrawing(shape);
+  $("upload").onchange = () => {
+    if (!$("upload").files.length) return;
+    lastInput = { kind: "file", file: $("upload").files[0] };
+    predict();
+  };
+  if (model.is_run) {
+    $("run").hidden = false;
+    refreshRun();
+    setInterval(refreshRun, 2000);
+  }
+}
+
+start();

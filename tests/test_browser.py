@@ -1,0 +1,79 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright, on loopback."""
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+from conftest import REPO
+from snn.service import create_app
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(cat_run_dir):
+    """uvicorn on 127.0.0.1, in a thread, stopped after the module."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(cat_run_dir), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: `make test` installs Debian's chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        yield page
+        browser.close()
+
+
+def test_upload_a_cat_open_a_neuron_and_see_the_run(server, page, cat, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    image = tmp_path / "cat.png"
+    Image.fromarray(cat.x_test[1]).save(image)  # test image 1 is a cat
+    page.goto(server + "/")
+    page.wait_for_selector("text=classes: non-cat, cat")
+    page.set_input_files("#upload", str(image))
+    page.wait_for_selector("#bars .bar")
+    label = page.inner_text("#label")
+    assert label.split(" ")[0] in ("cat", "non-cat") and "%" in label
+    assert page.locator("#layers .layer").count() == 2 and page.locator("#layers .cell").count() == 8
+    page.screenshot(path=str(ARTIFACTS / "predict.png"), full_page=True)
+
+    page.locator("#layers .cell").nth(2).click()
+    page.wait_for_selector("#neuron:not([hidden])")
+    assert "Layer 1, neuron 2 (relu)" in page.inner_text("#neuron-title")
+    assert "12288 incoming weights" in page.inner_text("#neuron-facts")
+    drawn = page.evaluate("() => { const c = document.getElementById('weights').getContext('2d');"
+                          " return Array.from(c.getImageData(0, 0, 192, 192).data).some(v => v > 0); }")
+    assert drawn
+    page.screenshot(path=str(ARTIFACTS / "neuron.png"), full_page=True)
+
+    page.wait_for_selector("#run:not([hidden])")
+    page.wait_for_function("() => document.getElementById('run-facts').textContent.includes('invocations')")
+    assert "invocations on" in page.inner_text("#run-facts")
+    curves = page.evaluate("() => { const c = document.getElementById('curves').getContext('2d');"
+                           " return Array.from(c.getImageData(0, 0, 640, 220).data).filter(v => v > 0).length; }")
+    assert curves > 1000
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
