@@ -279,6 +279,16 @@ def serve(
 
 
 @app.command()
+def report(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")], data: DataOpt = None):
+    """Write RUN_DIR/report.html (self-contained) and its figures under RUN_DIR/report/."""
+    try:
+        from .report import write_report
+    except ImportError as e:
+        fail(f"the report needs {e.name!r}; help: pip install 'serverless-nn[report]'")
+    console.print(f"Report: [bold]{write_report(run_dir, data)}[/]")
+
+
+@app.command()
 def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
     """Ask a running training to end cleanly, with a checkpoint."""
     import json as _json

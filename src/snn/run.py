@@ -44,6 +44,7 @@ from .runtime.stores import forget_store, open_store
 from .runtime.stores.embedded import EmbeddedValkey
 
 STOP_FILE = "STOP"
+LIVE_EVERY = 2.0  # seconds between rewrites of history.csv and invocations.csv while training
 
 HISTORY_FIELDS = ("epoch", "cost", "train_accuracy", "val_accuracy", "seconds", "val_cost", "learning_rate")
 
@@ -150,7 +151,7 @@ def train(
     patience = config.training.patience or float("inf")
     best = BestModel(enabled=config.training.patience is not None)
     budget = config.runtime.budget_usd
-    loop_start = time.perf_counter()
+    loop_start = flushed = time.perf_counter()
     try:
         with epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch,
                           should_stop, ledger, folder if save else None, X_val, Y_val) as epochs:
@@ -163,6 +164,9 @@ def train(
                 history.append(record)
                 if on_epoch:
                     on_epoch({**record, **ledger.summary()})
+                if save and time.perf_counter() - flushed > LIVE_EVERY:
+                    write_live(folder, history, ledger)  # for dashboards watching the run
+                    flushed = time.perf_counter()
                 if save and every and result.epoch % every == 0:
                     save_checkpoint(folder, params.flat, state, result.epoch, history)
                 if threshold is not None and result.cost < threshold:
@@ -318,6 +322,12 @@ def history_csv(history: list[dict]) -> str:
     for record in history:
         writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in record.items()})
     return out.getvalue()
+
+
+def write_live(folder: Path, history: list[dict], ledger: Ledger) -> None:
+    write_text(folder / "history.csv", history_csv(history))
+    if ledger.records:
+        write_text(folder / "invocations.csv", ledger.csv())
 
 
 def write_run(run: Run, folder: Path) -> Path:
