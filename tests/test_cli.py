@@ -114,3 +114,15 @@ def test_data_fetch_from_a_mirror(mirror, tmp_path):
     result = invoke("data", "fetch", "catvnoncat", "--data", tmp_path, "--url", url)
     assert result.exit_code == 0 and "2 file(s) downloaded and verified" in result.output
     assert invoke("data", "verify", "catvnoncat", "--data", tmp_path).exit_code == 0
+
+
+def test_play_keeps_score(cat_run, data_root):
+    out, _ = cat_run
+    result = runner.invoke(app, ["play", str(out), "--data", str(data_root), "--seed", "3", "--rounds", "3"],
+                           input="cat\nnothing\n0\n1\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("\u2580") > 1000  # the images, in half blocks
+    assert "'nothing' is not a class" in result.output
+    assert "Score after 3: you" in result.output and "Final score" in result.output
+    quit_early = runner.invoke(app, ["play", str(out), "--data", str(data_root)], input="q\n")
+    assert "out of 0" in quit_early.output

@@ -289,6 +289,70 @@ def report(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")], data: Da
 
 
 @app.command()
+def play(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL")],
+    data: DataOpt = None,
+    rounds: Annotated[int, typer.Option(help="rounds before the final score (q quits earlier)")] = 10,
+    seed: Annotated[Optional[int], typer.Option(help="seed for the choice of images")] = None,
+):
+    """Guess the label of test images against the model; it keeps score. q quits."""
+    from rich.text import Text
+
+    from . import load_dataset, load_model
+
+    model = load_model(model_path)
+    ds = load_dataset(model.summary.get("dataset") or fail(f"{model_path}: which dataset? the model does not say"),
+                      data)
+    if model.preprocessing.kind != "image" or ds.x_test is None:
+        fail("play needs an image model whose dataset has a test split")
+    rng = np.random.default_rng(seed)
+    you = machine = played = 0
+    names = ", ".join(f"{i}={c}" for i, c in enumerate(model.classes))
+    while played < rounds:
+        i = int(rng.integers(len(ds.y_test)))
+        console.print(_half_blocks(ds.x_test[i], Text))
+        answer = typer.prompt(f"Your answer ({names}; q quits)").strip()
+        if answer.lower() == "q":
+            break
+        guess = _class_index(answer, model.classes)
+        if guess is None:
+            console.print(f"[yellow]{answer!r} is not a class; answer with a number or a name: {names}[/]")
+            continue
+        probs = model.class_probabilities(model.preprocessing.columns(ds.x_test[i : i + 1], model.dtype))[:, 0]
+        k, truth = int(probs.argmax()), int(ds.y_test[i])
+        played += 1
+        you += guess == truth
+        machine += k == truth
+        console.print(f"It was [bold]{model.classes[truth]}[/]. You said {model.classes[guess]} "
+                      f"({'right' if guess == truth else 'wrong'}); the model said {model.classes[k]} "
+                      f"with p={probs[k]:.3f} ({'right' if k == truth else 'wrong'}).")
+        console.print(f"Score after {played}: you {you}, the model {machine}\n")
+    console.print(f"[bold]Final score[/]: you {you}, the model {machine}, out of {played}.")
+
+
+def _class_index(answer: str, classes) -> int | None:
+    if answer.isdigit() and int(answer) < len(classes):
+        return int(answer)
+    lowered = [c.lower() for c in classes]
+    return lowered.index(answer.lower()) if answer.lower() in lowered else None
+
+
+def _half_blocks(image: np.ndarray, Text, max_width: int = 64):
+    """An image as upper-half blocks: each character is two pixels, top in front, bottom behind."""
+    step = max(1, -(-image.shape[1] // max_width))
+    img = image[::step, ::step]
+    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+    if rgb.shape[0] % 2:
+        rgb = np.concatenate([rgb, np.zeros_like(rgb[:1])])
+    text = Text()
+    for top, bottom in zip(rgb[0::2], rgb[1::2]):
+        for (r1, g1, b1), (r2, g2, b2) in zip(top, bottom):
+            text.append("\u2580", style=f"rgb({r1},{g1},{b1}) on rgb({r2},{g2},{b2})")
+        text.append("\n")
+    return text
+
+
+@app.command()
 def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
     """Ask a running training to end cleanly, with a checkpoint."""
     import json as _json
