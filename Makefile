@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_runtime.py
 	$(BIN)/python bench/bench_strategies.py
+	$(BIN)/python bench/bench_service.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
