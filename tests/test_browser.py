@@ -21,11 +21,25 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 
 @pytest.fixture(scope="module")
 def server(cat_run_dir):
+    yield from serving(cat_run_dir)
+
+
+@pytest.fixture(scope="module")
+def mnist_server(tmp_path_factory, data_root):
+    import snn
+
+    folder = tmp_path_factory.mktemp("mnist") / "run"
+    snn.train(REPO / "examples" / "mnist-16-16.json", data_root=data_root, run_dir=folder,
+              **{"training.epochs": 1, "data.subset": 20000})
+    yield from serving(folder)
+
+
+def serving(folder):
     """uvicorn on 127.0.0.1, in a thread, stopped after the module."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(cat_run_dir), host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(create_app(folder), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -77,3 +91,21 @@ def test_upload_a_cat_open_a_neuron_and_see_the_run(server, page, cat, tmp_path)
                            " return Array.from(c.getImageData(0, 0, 640, 220).data).filter(v => v > 0).length; }")
     assert curves > 1000
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+
+def test_draw_a_digit_on_the_canvas(mnist_server, page):
+    page.goto(mnist_server + "/")
+    page.wait_for_selector("#draw-box:not([hidden])")
+    box = page.locator("#draw").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + 40
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 20):  # a vertical stroke: a one
+        page.mouse.move(x, y + step * 10)
+    page.mouse.up()
+    page.click("#draw-predict")
+    page.wait_for_selector("#bars .bar")
+    assert page.locator("#bars .bar").count() == 10
+    assert page.inner_text("#label").split(" ")[0] in [str(d) for d in range(10)]
+    assert page.locator("#layers .cell").count() == 16 + 16 + 10
+    page.screenshot(path=str(ARTIFACTS / "draw.png"), full_page=True)

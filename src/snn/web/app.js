@@ -142,6 +142,7 @@ function drawCurves(history) {
       const x = pad + (canvas.width - 2 * pad) * (n > 1 ? i / (n - 1) : 0);
       const y = canvas.height - pad - (canvas.height - 2 * pad) * (r[key] / hi);
       i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
+      if (n === 1) { ctx.fillStyle = stroke; ctx.fillRect(x - 3, y - 3, 6, 6); } // one epoch: a point
     });
     ctx.stroke();
     ctx.fillStyle = stroke; ctx.fillText(key, canvas.width - 110, 14 + 14 * series.findIndex((s) => s[0] === key));
