@@ -353,6 +353,48 @@ def _half_blocks(image: np.ndarray, Text, max_width: int = 64):
 
 
 @app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="the base config")],
+    space: Annotated[Path, typer.Option(help="search space file (YAML or JSON)")],
+    sampler: Annotated[str, typer.Option(help="grid, random or tpe")] = "random",
+    trials: Annotated[Optional[int], typer.Option(help="trials in all (random, tpe)")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="also search training.seed over 1..K")] = None,
+    parallel: Annotated[int, typer.Option(help="trials running at once")] = 1,
+    engine: Annotated[str, typer.Option(help="local, ray or lithops")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address")] = None,
+    store: Annotated[Optional[str], typer.Option(help="redis://... for remote engines")] = None,
+    pruner: Annotated[str, typer.Option(help="median, halving or none")] = "median",
+    study: Annotated[Optional[str], typer.Option(help="study name (default: the config's name)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="tune folder (default tunes/STUDY)")] = None,
+    resume: Annotated[bool, typer.Option(help="go on with an interrupted study")] = False,
+    data: DataOpt = None,
+):
+    """Search hyperparameters with Optuna; every trial is one function invocation."""
+    from .config import RuntimeConfig
+    from .tune import base_config, finish, load_space, open_study, plan_trials, run_study
+
+    if parallel < 1:
+        fail("--parallel must be at least 1")
+    base = base_config(config)
+    name = study or base["name"]
+    folder = out or Path("tunes") / name
+    search = load_space(space, seeds)
+    st = open_study(folder, name, sampler, pruner, resume)
+    n = plan_trials(st, search, sampler, trials)
+    console.print(f"Study {name!r} in {folder}: {n} trial(s) to run, {parallel} at a time on {engine}")
+    rt = RuntimeConfig(engine=engine, address=address, store=store)
+
+    def on_trial(t):
+        value = "" if t.value is None else f" val cost {t.value:.5f}"
+        console.print(f"trial {t.number}: {t.state.name.lower()}{value} {t.params}", highlight=False)
+
+    run_study(st, search, base, n, parallel, rt, data, on_trial)
+    summary = finish(st, base, folder, data)
+    console.print_json(data=summary)
+    console.print(f"Best config: [bold]{folder / 'best_config.json'}[/]; best model: {folder / 'best'}")
+
+
+@app.command()
 def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
     """Ask a running training to end cleanly, with a checkpoint."""
     import json as _json

@@ -106,8 +106,34 @@ def timeline_figure(records, path):
     return _save(fig, path)
 
 
+def write_tune_report(folder: Path) -> Path:
+    """The report of a tune folder: the study's summary, its plots, and every trial."""
+    import csv
+
+    summary = json.loads((folder / "tune.json").read_text())
+    with open(folder / "trials.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    e = html.escape
+    table = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+    head = "".join(f"<th>{e(c)}</th>" for c in rows[0])
+    plots = "".join(f'<section id="{name}"><h2>{e(name)}</h2>'
+                    + (_img(folder / made, name) if made.endswith(".png") else f"<p>{e(made)}</p>") + "</section>"
+                    for name, made in summary["plots"].items())
+    facts = "".join(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in summary.items() if k != "plots")
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>snn tune: {e(summary['study'])}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 6px;font-size:0.85em}}img{{max-width:100%}}</style></head><body>
+<h1>Study {e(summary['study'])}</h1><section id="summary"><table>{facts}</table></section>{plots}
+<section id="trials"><h2>Trials</h2><table><tr>{head}</tr>{table}</table></section></body></html>
+"""
+    write_text(folder / "report.html", page)
+    return folder / "report.html"
+
+
 def write_report(run_dir: str | Path, data_root=None) -> Path:
     run_dir = Path(run_dir)
+    if (run_dir / "tune.json").exists():
+        return write_tune_report(run_dir)
     model = load_model(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     history = _history(run_dir)

@@ -266,6 +266,33 @@ def summarize(config: Config, dataset: Dataset, net: Network, params: Params, hi
 
 
 @contextlib.contextmanager
+def runtime_session(rt, **engine_options):
+    """An engine and a store for ``rt`` (a RuntimeConfig), closed in the right order afterwards.
+
+    Without a store URL: a memory store when the engine runs functions in this process,
+    else an embedded Valkey on loopback.
+    """
+    if rt.address and rt.store in (None, "memory"):
+        raise ConfigError("runtime.address names a Ray cluster, whose nodes cannot reach an embedded Valkey on this "
+                          "machine's loopback; help: pass --store redis://HOST:PORT that every node can reach")
+    engine = make_engine(rt.engine, address=rt.address, workers=rt.workers, **engine_options)
+    with contextlib.ExitStack() as stack:
+        stack.callback(engine.close)
+        url = rt.store
+        if url is None or url == "memory":
+            if not engine.shared_memory:
+                if url == "memory":
+                    raise ConfigError(f"runtime.store 'memory' lives in one process; engine {rt.engine!r} runs "
+                                      "functions elsewhere; help: pass --store redis://HOST:PORT or leave it out")
+                url = stack.enter_context(EmbeddedValkey()).url
+            else:
+                url = f"memory://{uuid.uuid4().hex}"
+        store = open_store(url)
+        stack.callback(forget_store, url)
+        yield engine, store
+
+
+@contextlib.contextmanager
 def epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch, should_stop, ledger, folder,
                  X_val=None, Y_val=None):
     """The epochs of this run: in process for ``network`` on ``local``, else through the runtime."""
@@ -279,28 +306,12 @@ def epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_
             yield train_epochs_parallel(net, params, optimizer, state, X, Y, plan, t.strategy, t.fan_in,
                                         X_val, Y_val, start_epoch)
         return
-    if rt.address and rt.store in (None, "memory"):
-        raise ConfigError("runtime.address names a Ray cluster, whose nodes cannot reach an embedded Valkey on this "
-                          "machine's loopback; help: pass --store redis://HOST:PORT that every node can reach")
-    engine = make_engine(rt.engine, address=rt.address, workers=rt.workers)
-    with contextlib.ExitStack() as stack:
-        stack.callback(engine.close)
-        url = rt.store
-        if url is None or url == "memory":
-            if not engine.shared_memory:
-                if url == "memory":
-                    raise ConfigError(f"runtime.store 'memory' lives in one process; engine {rt.engine!r} runs "
-                                      "functions elsewhere; help: pass --store redis://HOST:PORT or leave it out")
-                url = stack.enter_context(EmbeddedValkey()).url
-            else:
-                url = f"memory://{uuid.uuid4().hex}"
+    with runtime_session(rt) as (engine, store):
         if chaos.active:
             engine = ChaosEngine(engine, chaos)
-        store = open_store(url)
-        stack.callback(forget_store, url)
         run_id = uuid.uuid4().hex
         if folder is not None:
-            write_json(folder / "runtime.json", {"run_id": run_id, "store": url, "engine": rt.engine})
+            write_json(folder / "runtime.json", {"run_id": run_id, "store": store.url, "engine": rt.engine})
         limits = Limits(rt.unit_timeout, rt.max_retries, rt.retry_backoff, rt.key_ttl, rt.max_invocations)
         opt = config.training.optimizer
         reducers = granularity.size if granularity.kind == "data" and t.reduce == "scatter-reduce" else 1

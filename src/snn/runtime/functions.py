@@ -320,7 +320,38 @@ def run_merge(ev, io, keys):
     return {"weight": float(sum(ev["weights"])), **extra}
 
 
-KINDS = {"step": run_step, "forward": run_forward, "loss": run_loss, "backward": run_backward,
+class TrialPruned(Exception):
+    """The tuner asked this trial to stop."""
+
+
+def run_trial(ev, io, keys):
+    """One hyperparameter trial: a whole training, reporting its validation cost every epoch."""
+    from .. import run as run_module
+    from ..config import parse_config
+
+    cfg = parse_config(ev["config"], f"trial {ev['step']}")
+    reports, prune = (keys.out(ev["step"], "trial", 0, 0, n) for n in ("reports", "prune"))
+    best = {"best_val_cost": float("inf"), "best_val_accuracy": None, "best_epoch": 0, "epochs": 0}
+
+    def on_epoch(record):
+        best["epochs"] = record["epoch"]
+        if record["val_cost"] < best["best_val_cost"]:
+            best.update(best_val_cost=record["val_cost"], best_val_accuracy=record["val_accuracy"],
+                        best_epoch=record["epoch"])
+        io.store.push(reports, encode_json({"epoch": record["epoch"], "val_cost": record["val_cost"]}))
+        if io.store.get_many([prune])[0] is not None:
+            raise TrialPruned
+
+    started = time.time()
+    try:
+        run_module.train(cfg, ev.get("data_root"), save=False, on_epoch=on_epoch)
+        pruned = False
+    except TrialPruned:
+        pruned = True
+    return {**best, "pruned": pruned, "seconds": time.time() - started}
+
+
+KINDS = {"trial": run_trial, "step": run_step, "forward": run_forward, "loss": run_loss, "backward": run_backward,
          "shard": run_shard, "reduce": run_reduce, "local": run_local, "merge": run_merge}
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"

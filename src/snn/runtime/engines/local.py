@@ -14,13 +14,14 @@ class LocalEngine:
     name = "local"
     shared_memory = True
 
-    def __init__(self, workers: int | None = None, **_):
+    def __init__(self, workers: int | None = None, inline: bool = True, **_):
         self._pool = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="snn-worker")
+        self._inline = inline  # False when the caller must not block, e.g. trials run side by side
         self._single_blas = None  # BLAS limited to one thread while units run side by side
         self._controller = _controller()
 
     def submit(self, events):
-        if len(events) == 1:
+        if len(events) == 1 and self._inline:
             # A stage of one unit runs in the calling thread: the coordinator would only
             # wait for it, and a hop through the pool costs more than a small unit.
             self._blas(parallel=False)
