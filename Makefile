@@ -40,6 +40,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_runtime.py
 	$(BIN)/python bench/bench_strategies.py
 	$(BIN)/python bench/bench_service.py
+	$(BIN)/python bench/bench_tune.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
