@@ -32,6 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
+from .images import as_input
 from .model import Model, load_model
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -88,8 +89,7 @@ def _from_image(model: Model, data: bytes, name: str) -> np.ndarray:
                     _fail(415, f"{name}: a {img.format} image; allowed: PNG or JPEG")
                 if img.width * img.height > MAX_PIXELS:
                     _fail(413, f"{name}: {img.width}x{img.height} pixels; at most {MAX_PIXELS} are accepted")
-                img = img.convert("L" if len(shape) == 2 else "RGB").resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
-                return np.asarray(img, dtype=np.float64)
+                return as_input(img, shape).astype(np.float64)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         _fail(413, f"{name}: too many pixels (a decompression bomb?)")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
