@@ -152,6 +152,7 @@ def train(
     best = BestModel(enabled=config.training.patience is not None)
     budget = config.runtime.budget_usd
     loop_start = flushed = time.perf_counter()
+    live_every = LIVE_EVERY
     try:
         with epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch,
                           should_stop, ledger, folder if save else None, X_val, Y_val) as epochs:
@@ -164,9 +165,12 @@ def train(
                 history.append(record)
                 if on_epoch:
                     on_epoch({**record, **ledger.summary()})
-                if save and time.perf_counter() - flushed > LIVE_EVERY:
+                if save and time.perf_counter() - flushed > live_every:
+                    took = time.perf_counter()
                     write_live(folder, history, ledger)  # for dashboards watching the run
                     flushed = time.perf_counter()
+                    # A long run's ledger grows: keep rewriting it under a tenth of the time.
+                    live_every = max(LIVE_EVERY, 10 * (flushed - took))
                 if save and every and result.epoch % every == 0:
                     save_checkpoint(folder, params.flat, state, result.epoch, history)
                 if threshold is not None and result.cost < threshold:

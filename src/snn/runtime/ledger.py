@@ -15,9 +15,11 @@ class Ledger:
     def __init__(self):
         self.records: list[dict] = []
         self.counts: Counter = Counter()  # retries, lost_and_retried, failed
+        self.duplicates = 0  # kept as records arrive: summary() runs after every epoch
 
     def add(self, record: dict) -> None:
         self.records.append(record)
+        self.duplicates += bool(record.get("duplicate"))
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] += n
@@ -26,7 +28,7 @@ class Ledger:
         return {
             "invocations": len(self.records),
             "retries": self.counts["retries"],
-            "duplicates_suppressed": sum(1 for r in self.records if r.get("duplicate")),
+            "duplicates_suppressed": self.duplicates,
             "lost_and_retried": self.counts["lost_and_retried"],
             "failures_retried": self.counts["failed"],
         }
