@@ -24,9 +24,9 @@ import time
 import numpy as np
 
 import snn
-from snn.core.network import Network, Params, targets
+from snn.core.network import Network, targets
 from snn.core.optimizers import make_optimizer
-from snn.core.training import Plan, train_epochs
+from snn.core.training import train_epochs
 from snn.run import initial_params, network_spec, plan_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))

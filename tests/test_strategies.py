@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import snn
-from snn.core.network import Network, NetworkSpec, Params, targets
+from snn.core.network import Network, Params, targets
 from snn.core.optimizers import make_optimizer
 from snn.core.training import SHUFFLE, batches, epoch_rng
 from snn.run import initial_params

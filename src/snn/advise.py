@@ -22,7 +22,7 @@ import numpy as np
 from .config import Config
 from .cost import lambda_cost, load_prices, stretch
 from .errors import SnnError
-from .trace import critical_path
+from .trace import critical_path, with_durations
 
 MEMORY_SIZES = (512, 1024, 1769, 3008)
 OBJECTIVES = ("time", "cost", "perf-per-dollar")
@@ -63,10 +63,7 @@ def run_probe(config: Config, granularity: str, epochs: int, data_root=None) -> 
     })
     run = run_module.train(cfg, data_root, save=False)
     steps = len({int(r["step"]) for r in run.ledger.records})
-    records = [dict(r) for r in run.ledger.records]
-    for r in records:
-        r.setdefault("sent", r["start"])
-        r["duration"] = r["end"] - r["sent"]
+    records = with_durations([dict(r) for r in run.ledger.records])
     _, path, _ = critical_path(records)
     prices = load_prices()
     per_step = {m: lambda_cost(records, 0.0, m, prices=prices).lambda_usd / steps for m in MEMORY_SIZES}

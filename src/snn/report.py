@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from .data import load_dataset  # noqa: E402
 from .errors import SnnError  # noqa: E402
-from .files import atomic_path, write_text  # noqa: E402
+from .files import atomic_path, read_table, write_text  # noqa: E402
 from .metrics import accuracy, confusion_matrix, per_class  # noqa: E402
 from .model import load_model  # noqa: E402
 from .trace import load_records  # noqa: E402
@@ -30,13 +30,10 @@ SECTIONS = ("cost", "accuracy", "confusion", "mislabeled", "timeline", "counters
 
 
 def _history(run_dir: Path) -> list[dict]:
-    import csv
-
     path = run_dir / "history.csv"
     if not path.exists():
         raise SnnError(f"{run_dir}: no history.csv; is this a run folder?")
-    with open(path, newline="") as f:
-        return [{k: (float(v) if v else None) for k, v in row.items()} for row in csv.DictReader(f)]
+    return read_table(path)
 
 
 def _save(fig, path: Path) -> Path:

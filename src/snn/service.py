@@ -17,7 +17,6 @@ fetches anything a client names.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import warnings
@@ -32,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
+from .files import read_table
 from .images import as_input
 from .model import Model, load_model
 
@@ -224,15 +224,7 @@ def _read_csv(path: Path, missing_ok: bool = False) -> list[dict]:
         if missing_ok:
             return []
         _fail(404, f"{path.name} is not written yet")
-    with open(path, newline="") as f:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def _number(v: str):
-    try:
-        return float(v) if v not in ("", "True", "False") else (None if v == "" else v == "True")
-    except ValueError:
-        return v
+    return read_table(path)
 
 
 def _body_doc(many: bool) -> dict:

@@ -9,13 +9,13 @@ Timestamps come from each worker's clock: on one machine they agree; across mach
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SnnError
+from .files import read_table
 from .runtime.ledger import PARTS
 
 NUMBERS = ("layer", "unit", "step", "attempt", "sent", "start", "end", "bytes_in", "bytes_out", *PARTS)
@@ -26,14 +26,22 @@ def load_records(run_dir: str | Path) -> list[dict]:
     if not path.exists():
         raise SnnError(f"{path}: not found; help: only runs through the runtime (a granularity other than "
                        "network, another engine, or --store) have an invocation ledger")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_table(path)
     for r in rows:
         for k in NUMBERS:
-            r[k] = float(r[k]) if r.get(k) not in (None, "") else 0.0
-        r["duplicate"] = r["duplicate"] == "True"
+            if r.get(k) is None:
+                r[k] = 0.0
+        r["worker"] = r.get("worker") or ""
+    return with_durations(rows)
+
+
+def with_durations(records: list[dict]) -> list[dict]:
+    """Add ``duration`` (send to end) to ledger records; a record without ``sent`` was sent as it started."""
+    for r in records:
+        if r.get("sent") is None:
+            r["sent"] = r["start"]
         r["duration"] = r["end"] - r["sent"]
-    return rows
+    return records
 
 
 def summarize(records: list[dict], by: str) -> list[dict]:

@@ -41,6 +41,7 @@ class StoreIO:
     # cache: decoding its bytes is free.
     _cache: dict[str, np.ndarray] = {}
     _cache_limit = 2
+    _cache_lock = threading.Lock()  # worker threads of one process share it
 
     def __init__(self, store, ttl):
         self.store, self.ttl = store, ttl
@@ -74,9 +75,10 @@ class StoreIO:
                 self.bytes_in += len(fetched[k])
                 c = decode(fetched[k])
                 if self._caching and ":data:" in k:
-                    if len(self._cache) >= self._cache_limit:
-                        self._cache.pop(next(iter(self._cache)))
-                    self._cache[k] = c
+                    with self._cache_lock:
+                        if len(self._cache) >= self._cache_limit:
+                            self._cache.pop(next(iter(self._cache)))
+                        self._cache[k] = c
             out.append(c)
         return out
 
@@ -141,7 +143,7 @@ def _weight_mask(sizes: tuple) -> np.ndarray:
 # ---- network: the whole step in one invocation (the oracle)
 
 def run_step(ev, io, keys):
-    s, t = ev["step"], ev["train"]
+    t = ev["train"]
     net = Network(_spec(ev))
     params = Params(net.spec.sizes, _full_params(ev, io, keys))
     X, Y = io.arrays([ev["X"], ev["Y"]])
