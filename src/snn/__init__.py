@@ -22,7 +22,8 @@ from .run import Run
 __version__ = "0.1.0"
 
 
-def train(config, data_root=None, run_dir=None, on_epoch=None, save=True, resume=False, **overrides) -> Run:
+def train(config, data_root=None, run_dir=None, on_epoch=None, save=True, resume=False, force=False,
+          **overrides) -> Run:
     """Train from a config (a path, a dict, or a ``Config``); returns the ``Run``.
 
     ``overrides`` are dotted config fields, e.g. ``train(cfg, **{"training.epochs": 5})``.
@@ -35,7 +36,7 @@ def train(config, data_root=None, run_dir=None, on_epoch=None, save=True, resume
         config = parse_config(config, overrides=overrides)
     elif overrides:
         config = parse_config(config.model_dump(mode="json"), overrides=overrides)
-    return _run.train(config, data_root, run_dir, on_epoch, save, resume)
+    return _run.train(config, data_root, run_dir, on_epoch, save, resume, force)
 
 
 __all__ = [

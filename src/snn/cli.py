@@ -3,39 +3,82 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import SnnError
+from .errors import ConfigError, DataError, ModelFileError, SnnError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="snn: the Serverless Neural Network.")
+# What to do next, for an error whose message does not say it itself.
+HINTS = {ConfigError: "check the field against `snn train --help` and docs/architecture.md",
+         DataError: "check the file, or `snn data verify` and `snn data fetch NAME` for published datasets",
+         ModelFileError: "give a run folder or a model folder written by `snn train`",
+         SnnError: "run with --debug for the traceback if the message is not enough",
+         MemoryError: "use a smaller network, batch_size or data.subset",
+         OSError: "check the path and its permissions"}
+
+
+class Commands(typer.core.TyperGroup):
+    """Every command's expected failures end as one line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (SnnError, OSError, MemoryError) as e:
+            if ctx.meta.get("snn.debug") or os.environ.get("SNN_DEBUG"):
+                raise
+            fail(one_line(e))
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+
+def one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    else:
+        text = str(e) or type(e).__name__
+    text = "; ".join(part.strip() for part in text.splitlines() if part.strip())
+    if "help:" not in text:
+        hint = next(h for kind, h in HINTS.items() if isinstance(e, kind))
+        text += f"; help: {hint}"
+    return text
+
+
+# rich_markup_mode None: usage errors print as plain lines, not in a box laid out to the terminal's width.
+app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="snn: the Serverless Neural Network.")
 data_app = typer.Typer(no_args_is_help=True, help="List, fetch and verify datasets under the data root.")
 app.add_typer(data_app, name="data")
 console = Console()
-err = Console(stderr=True)
+
+
+@app.callback()
+def snn(ctx: typer.Context,
+         debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error")] = False):
+    """snn: the Serverless Neural Network."""
+    ctx.meta["snn.debug"] = debug
+
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="data root (else $SNN_DATA_DIR, else the user cache)")]
 
 
-def fail(message: str, code: int = 2):
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+def fail(message: str, code: int = 2, hint: str = "see `snn COMMAND --help`"):
+    # Plain text on one line: rich would wrap a long path, and a wrapped message breaks the tools that read it.
+    click.echo(f"error: {message}" + ("" if "help:" in message else f"; help: {hint}"), err=True)
     raise typer.Exit(code)
 
 
 def main():
-    """Entry point: turns snn's own errors into one clear message instead of a traceback."""
-    try:
-        app()
-    except SnnError as e:
-        err.print(f"error: {e}", highlight=False, markup=False)
-        sys.exit(2)
+    """Entry point (errors are handled by ``Commands``)."""
+    app()
 
 
 @app.command()
@@ -57,8 +100,9 @@ def train(
     budget_usd: Annotated[Optional[float], typer.Option(help="stop before the modelled Lambda cost passes this")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="sync, average, best or tree")] = None,
     resume: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="continue a run from its checkpoint")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite the complete or unfinished run in --out")] = False,
 ):
-    """Train a network and write its run folder."""
+    """Train a network and write its run folder. Ctrl-C stops after the current step, with a checkpoint."""
     from . import load_config
     from .run import train as run_train
 
@@ -70,6 +114,11 @@ def train(
     if resume is not None:
         if out is not None and out != resume:
             fail("--resume continues in its own run folder; leave --out out")
+        if config is not None:
+            fail(f"--resume goes on with the run's own {resume / 'config.json'}; leave CONFIG out "
+                 "(options such as --epochs still apply)")
+        if force:
+            fail("--force starts a run over; --resume goes on with one: give one of them")
         config, out = resume / "config.json", resume
     elif config is None:
         fail("give a CONFIG to train, or --resume RUN_DIR to continue a run")
@@ -84,11 +133,13 @@ def train(
                      if r["invocations"] else "")
             progress.update(task, completed=r["epoch"], cost=r["cost"], acc=acc, calls=calls)
 
-        run = run_train(cfg, data, out, on_epoch, resume=resume is not None)
+        run = run_train(cfg, data, out, on_epoch, resume=resume is not None, force=force)
     if as_json:
         print(json.dumps({**run.summary, "run_dir": str(run.run_dir)}))
     elif not quiet:
         _print_summary(run.summary, run.run_dir)
+    if run.summary.get("stop_reason") == "interrupted":
+        raise typer.Exit(130)  # the shell's code for Ctrl-C, after the checkpoint is safe
 
 
 def _progress(show: bool) -> Progress:
@@ -109,9 +160,9 @@ def _print_summary(summary: dict, run_dir) -> None:
             table.add_row(key, f"{v:.6g}" if isinstance(v, float) else str(v))
     console.print(table)
     if summary.get("stopped"):
-        console.print("[yellow]Stopped on request[/]: a checkpoint was written; continue with "
-                      f"`snn train --resume {run_dir}`")
-    console.print(f"Run folder: [bold]{run_dir}[/] (config.json, history.csv, summary.json, model.*)")
+        console.print(f"[yellow]Stopped ({summary.get('stop_reason')})[/]: a checkpoint was written; continue with "
+                      f"`snn train --resume {run_dir}`", soft_wrap=True)
+    console.print(f"Run folder: [bold]{run_dir}[/] (config.json, history.csv, summary.json, model.*)", soft_wrap=True)
 
 
 @app.command()
@@ -159,8 +210,10 @@ def cost(
     from .trace import load_records
 
     table_prices = load_prices(prices)
-    summary = _read_json(run_dir / "summary.json")
-    c = lambda_cost(load_records(run_dir), summary["wall_seconds"], memory, arch, table_prices)
+    wall = _read_json(run_dir / "summary.json").get("wall_seconds")
+    if not isinstance(wall, (int, float)) or not 0 <= wall < float("inf"):
+        fail(f"{run_dir / 'summary.json'}: wall_seconds is {wall!r}; a finished run records a number of seconds")
+    c = lambda_cost(load_records(run_dir), wall, memory, arch, table_prices)
     result = {"prices": table_prices["version"], "memory_mb": memory, "arch": arch, "requests": c.requests,
               "gb_seconds": c.gb_seconds, "lambda_usd": c.lambda_usd, "store_usd": c.store_usd,
               "total_usd": c.total_usd, "vm_usd": c.vm_usd, "wall_seconds": c.wall_seconds,
@@ -183,10 +236,15 @@ def cost(
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        fail(f"{path}: not found; is this a finished run folder?")
+    from .documents import read_document
+    from .errors import RunFolderError
+
+    if not path.is_file():
+        fail(f"{path}: not found; is this a finished run folder?", hint="give a folder that `snn train` finished")
+    summary = read_document(path, "run summary", RunFolderError)
+    if not isinstance(summary, dict):
+        fail(f"{path}: not a run summary (a JSON object)", hint="give a folder that `snn train` finished")
+    return summary
 
 
 @app.command()
@@ -265,17 +323,34 @@ def advise(
 def serve(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL_OR_RUN_DIR")],
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on (0: any free port)")] = 8000,
+    allowed_host: Annotated[Optional[list[str]], typer.Option(
+        help="a Host header to accept besides loopback names and --host (e.g. the name a proxy uses); repeatable")] = None,
 ):
     """Serve predictions, the neuron explorer page and the run's dashboard."""
+    import socket
+
     try:
         import uvicorn
 
         from .service import create_app
     except ImportError as e:
         fail(f"the service needs {e.name!r}; help: pip install 'serverless-nn[serve]'")
-    console.print(f"snn serving {model_path} on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(create_app(model_path), host=host, port=port, log_level="warning")
+    app_ = create_app(model_path, allowed_hosts=allowed_host)
+    # Bind first, announce after: the address printed is one that is really listening.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        fail(f"cannot listen on {host}:{port}: {e.strerror or e}; help: choose another --port or --host")
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    click.echo(f"snn serving {model_path} on http://{shown}:{bound}/ (Ctrl-C to stop)")
+    server = uvicorn.Server(uvicorn.Config(app_, log_level="warning"))
+    server.run(sockets=[sock])
 
 
 @app.command()
@@ -397,26 +472,27 @@ def tune(
 @app.command()
 def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
     """Ask a running training to end cleanly, with a checkpoint."""
-    import json as _json
+    from .runfolder import STOP_FILE, is_running
+    from .runtime.info import read_runtime_info
 
-    from .run import STOP_FILE
-
-    if not (run_dir / "config.json").exists():
-        fail(f"{run_dir}: not a run folder (no config.json)")
+    if not (run_dir / "config.json").is_file():
+        fail(f"{run_dir}: not a run folder (no config.json)", hint="give the folder that `snn train` wrote")
+    if not is_running(run_dir):
+        fail(f"{run_dir}: no training is running there, so there is nothing to stop; "
+             f"help: `snn train --resume {run_dir}` goes on with a stopped run")
     (run_dir / STOP_FILE).touch()
-    runtime = run_dir / "runtime.json"
-    if runtime.exists():
+    info = read_runtime_info(run_dir)
+    if info is not None and not info.store.startswith("memory://"):
         # Functions in flight read the flag from the store itself.
         from .runtime.keys import Keys
         from .runtime.stores import open_store
 
-        info = _json.loads(runtime.read_text())
-        if not info["store"].startswith("memory://"):
-            try:
-                open_store(info["store"]).overwrite(Keys(info["run_id"]).stop, b"1", 3600)
-            except Exception as e:  # noqa: BLE001 - the file flag alone still stops the run
-                err.print(f"note: could not reach the run's store ({e}); the coordinator will still stop")
-    console.print(f"Stop requested for {run_dir}; the run ends after its current step, with a checkpoint.")
+        try:
+            open_store(info.store).overwrite(Keys(info.run_id).stop, b"1", 3600)
+        except SnnError as e:  # the file flag alone still stops the run
+            click.echo(f"note: could not reach the run's store ({e}); the coordinator will still stop", err=True)
+    console.print(f"Stop requested for {run_dir}; the run ends after its current step, with a checkpoint.",
+                  soft_wrap=True)
 
 
 @app.command()
@@ -495,9 +571,11 @@ def gradcheck(
     data: DataOpt = None,
     examples: Annotated[int, typer.Option(help="training examples to use")] = 8,
     entries: Annotated[int, typer.Option(help="entries compared per tensor (sampled above this)")] = 32,
-    threshold: Annotated[float, typer.Option(help="largest relative error allowed")] = 1e-6,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="largest relative error allowed")] = 1e-6,
 ):
     """Compare backprop with centred finite differences for every parameter tensor (float64)."""
+    if not threshold == threshold:  # NaN passes every range check, and every comparison with it is False
+        fail("--threshold nan is not a number; allowed: a relative error between 0 and 1")
     from . import load_config, load_dataset
     from .core.gradcheck import check_gradients
     from .core.network import Network, Params, targets

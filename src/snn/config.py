@@ -11,26 +11,33 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .core.activations import ACTIVATIONS
+from .documents import read_document
 from .errors import ConfigError
 
 ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 
+# Bounds that no real network of this library reaches, and that keep a typo from
+# asking for terabytes (units: 1e9) or an endless run.
+MAX_UNITS, MAX_LAYERS, MAX_EPOCHS, MAX_EXAMPLES = 1 << 16, 64, 10**7, 10**9
+STORE_SCHEMES = ("redis://", "rediss://", "unix://", "valkey://")
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: true is not an epoch count and "3" is not a number; no NaN or infinity anywhere.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class LayerConfig(Strict):
-    units: int = Field(gt=0, description="neurons in the layer")
+    units: int = Field(gt=0, le=MAX_UNITS, description="neurons in the layer")
     activation: ActivationName
 
 
 class NetworkConfig(Strict):
-    layers: list[LayerConfig] = Field(min_length=1, description="hidden layers, then the output layer")
+    layers: list[LayerConfig] = Field(min_length=1, max_length=MAX_LAYERS, description="hidden layers, then the output layer")
     loss: Literal["auto", "bce", "cce", "mse"] = Field("auto", description="auto: bce after sigmoid, cce after softmax, else mse")
     init: Literal["scaled", "xavier", "he", "glorot_uniform"] = "he"
     init_scale: float | None = Field(None, gt=0, description="factor of the 'scaled' initializer (default 0.01)")
@@ -39,6 +46,13 @@ class NetworkConfig(Strict):
         "generator", description="legacy: numpy.random.RandomState(seed), as the classic course notebooks"
     )
     dtype: Literal["float64", "float32"] = "float64"
+
+    @model_validator(mode="after")
+    def _softmax_needs_classes(self):
+        if self.layers[-1].activation == "softmax" and self.layers[-1].units < 2:
+            raise ValueError("a softmax output needs at least 2 units (one per class); "
+                             "for two classes use 1 sigmoid unit or 2 softmax units")
+        return self
 
     def resolved_loss(self) -> str:
         if self.loss != "auto":
@@ -69,8 +83,8 @@ class ScheduleConfig(Strict):
 
 
 class TrainingConfig(Strict):
-    epochs: int = Field(gt=0)
-    batch_size: int | None = Field(None, gt=0, description="None: full batch")
+    epochs: int = Field(gt=0, le=MAX_EPOCHS)
+    batch_size: int | None = Field(None, gt=0, le=MAX_EXAMPLES, description="None: full batch")
     shuffle: bool = True
     seed: int = Field(1, ge=0)
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -90,7 +104,7 @@ class TrainingConfig(Strict):
 class DataConfig(Strict):
     dataset: str = Field(description="catvnoncat, mnist, fashion-mnist, spiral, xor, csv:PATH or npz:PATH")
     validation_split: float = Field(0.0, ge=0, lt=1, description="fraction of the training data held out")
-    subset: int | None = Field(None, gt=0, description="use only the first N training examples")
+    subset: int | None = Field(None, gt=0, le=MAX_EXAMPLES, description="use only the first N training examples")
 
 
 class RuntimeConfig(Strict):
@@ -108,6 +122,13 @@ class RuntimeConfig(Strict):
     max_invocations: int | None = Field(None, gt=0, description="hard limit on function invocations")
     budget_usd: float | None = Field(None, gt=0, description="stop, with a checkpoint, before the modelled Lambda "
                                      "cost of the run (bundled prices, 1769 MB x86) would pass this")
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        if value is not None and value != "memory" and not value.startswith(STORE_SCHEMES):
+            raise ValueError(f"unknown store; allowed: memory, {', '.join(s + '...' for s in STORE_SCHEMES)}")
+        return value
 
     @field_validator("granularity")
     @classmethod
@@ -127,11 +148,18 @@ class RuntimeConfig(Strict):
 
 
 class Config(Strict):
-    name: str = "run"
+    name: str = Field("run", description="names the run folder: letters, digits, '.', '-', '_'")
     data: DataConfig
     network: NetworkConfig
     training: TrainingConfig
     runtime: RuntimeConfig = RuntimeConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        from .names import check_name
+
+        return check_name(value, "name")
 
     @model_validator(mode="after")
     def _validation_for_selection(self):
@@ -183,6 +211,8 @@ def set_path(raw: dict, dotted: str, value) -> None:
     *parents, leaf = dotted.split(".")
     for key in parents:
         raw = raw.setdefault(key, {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{'.'.join(parents)}: must be a mapping of fields to set {dotted}, got {_short(raw)}")
     raw[leaf] = value
 
 
@@ -192,7 +222,10 @@ def parse_config(raw: Any, source: str = "config", overrides: dict[str, Any] | N
         raise ConfigError(f"{source}: must be a mapping of fields, got {type(raw).__name__}")
     if "neurons" in raw and "activations" in raw:
         raw = from_parameters_json(raw)
-    raw = json.loads(json.dumps(raw))  # a deep copy that overrides cannot leak out of
+    try:
+        raw = json.loads(json.dumps(raw))  # a deep copy that overrides cannot leak out of
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ConfigError(f"{source}: only plain JSON values are allowed ({e})") from None
     for path, value in (overrides or {}).items():
         if value is not None:
             set_path(raw, path, value)
@@ -203,34 +236,31 @@ def parse_config(raw: Any, source: str = "config", overrides: dict[str, Any] | N
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-    try:
-        raw = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from None
-    return parse_config(raw, str(path), overrides)
+    return parse_config(read_document(path), str(path), overrides)
 
 
 def describe(error: ValidationError, source: str) -> str:
-    """One line per problem: field, bad value, and what is allowed."""
-    lines = [f"{source}: {error.error_count()} invalid field(s)"]
+    """One line: each problem's field, bad value, and what is allowed."""
+    lines = [f"{source}: {error.error_count()} invalid field(s):"]
     for e in error.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
             allowed = ", ".join(_fields_at(e["loc"][:-1]))
-            lines.append(f"  {field}: unknown field; allowed here: {allowed}")
+            lines.append(f"{field}: unknown field; allowed here: {allowed}")
         elif e["type"] == "missing":
-            lines.append(f"  {field}: required, but missing")
+            lines.append(f"{field}: required, but missing")
         elif not e["loc"]:
-            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
+            lines.append(f"{e['msg'].removeprefix('Value error, ')}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"  {field}: got {e['input']!r}; {msg[0].lower()}{msg[1:]}")
-    return "\n".join(lines)
+            lines.append(f"{field}: got {_short(e['input'])}; {msg[0].lower()}{msg[1:]}")
+    return lines[0] + " " + "; ".join(lines[1:])
+
+
+def _short(value, limit: int = 60) -> str:
+    """A bad value as the user wrote it, cut short: a 5000-character name is not worth repeating."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _fields_at(loc) -> list[str]:
@@ -238,6 +268,8 @@ def _fields_at(loc) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
-        annotation = model.model_fields[part].annotation
-        model = getattr(annotation, "__args__", (annotation,))[0]
-    return list(model.model_fields)
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = getattr(field.annotation, "__args__", (field.annotation,))[0]
+    return list(getattr(model, "model_fields", {}))

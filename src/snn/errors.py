@@ -19,3 +19,19 @@ class ModelFileError(SnnError):
 
 class GradientCheckError(SnnError):
     """Backpropagation disagrees with finite differences."""
+
+
+class CheckpointError(SnnError):
+    """A checkpoint is missing, tampered with, or names a file it may not."""
+
+
+class RunFolderError(SnnError):
+    """A run folder is not one, is in use by another run, or holds a complete run."""
+
+
+class SpaceError(ConfigError):
+    """A search-space file is not valid."""
+
+
+class StoreError(SnnError):
+    """The state store cannot be reached, or went away during a run."""

@@ -14,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import signal
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,8 +32,8 @@ from .core.network import Network, NetworkSpec, Params, predictions, targets
 from .core.optimizers import make_optimizer
 from .core.training import Plan, train_epochs
 from .data import Dataset, load_dataset
-from .errors import ConfigError, SnnError
-from .files import write_json, write_text
+from .errors import ConfigError, SnnError, StoreError
+from .files import read_table, write_json, write_text
 from .metrics import accuracy
 from .model import Model
 from .runtime.checkpoint import load_checkpoint, save_checkpoint
@@ -38,12 +41,13 @@ from .core.strategies import train_epochs_parallel
 from .runtime.coordinator import Coordinator, InvocationLimit, Limits, StopRequested, Strategy, UnitFailure
 from .runtime.engines import make_engine
 from .runtime.engines.chaos import ChaosEngine, parse_chaos
+from .runtime.info import RuntimeInfo, write_runtime_info
 from .runtime.ledger import Ledger
 from .runtime.plan import parse_granularity
 from .runtime.stores import forget_store, open_store
 from .runtime.stores.embedded import EmbeddedValkey
+from .runfolder import STOP_FILE, claim
 
-STOP_FILE = "STOP"
 LIVE_EVERY = 2.0  # seconds between rewrites of history.csv and invocations.csv while training
 
 HISTORY_FIELDS = ("epoch", "cost", "train_accuracy", "val_accuracy", "seconds", "val_cost", "learning_rate")
@@ -112,14 +116,27 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     save: bool = True,
     resume: bool = False,
+    force: bool = False,
 ) -> Run:
     """Train ``config`` and (unless ``save=False``) write its run folder.
 
     With ``resume=True``, ``run_dir`` is a run with a checkpoint: training goes on from it.
+    A folder in use by another training is refused, and so is one holding a complete
+    run unless ``force``.
     """
+    folder = Path(run_dir) if run_dir else default_run_dir(config.name)
+    if not save:
+        return _train(config, data_root, folder, on_epoch, False, resume)
+    with claim(folder, resume, force), interrupt_as_stop() as interrupted:
+        return _train(config, data_root, folder, on_epoch, True, resume, interrupted)
+
+
+def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume: bool,
+           interrupted: Callable[[], bool] = lambda: False) -> Run:
     started = time.perf_counter()
     dataset = load_dataset(config.data.dataset, data_root, fetch_missing=True)
     dataset = dataset.subset(config.data.subset).with_validation(config.data.validation_split, config.training.seed)
+    _check_splits(dataset)  # an unusable test split fails now, not after the whole training
     spec = network_spec(config, dataset)
     net, dtype, n_out = Network(spec), np.dtype(config.network.dtype), spec.layers[-1][0]
     cols = dataset.preprocessing.columns
@@ -132,25 +149,36 @@ def train(
     optimizer = make_optimizer(opt.name, **opt.hyperparameters())
     state = optimizer.init_state(params.flat.size, dtype)
     plan = plan_of(config)
-    folder = Path(run_dir) if run_dir else default_run_dir(config.name)
     history: list[dict] = []
+    ledger = Ledger()
     start_epoch = 0
     if resume:
-        flat, saved, start_epoch, history = load_checkpoint(folder)
-        params.flat[...] = flat
-        state = {k: v.copy() for k, v in saved.items()}
+        checkpoint = load_checkpoint(folder, params.flat, state)
+        params.flat[...] = checkpoint.flat
+        state = {k: v.copy() for k, v in checkpoint.state.items()}
+        start_epoch, history = checkpoint.epoch, checkpoint.history
+        ledger.resume(read_ledger(folder), checkpoint.counters)
     if save:
-        folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "config.json", config.model_dump(mode="json"))
     stop_file = folder / STOP_FILE
-    should_stop = (lambda: stop_file.exists()) if save else (lambda: False)
+    should_stop = (lambda: interrupted() or stop_file.exists()) if save else (lambda: False)
     every = config.runtime.checkpoint_every
-    ledger = Ledger()
+
+    def checkpoint_now(epoch: int | None = None) -> str:
+        """Save the last complete epoch; say what was saved, for the message that follows."""
+        if not (save and history):
+            return "no epoch had ended, so there is no checkpoint"
+        epoch = history[-1]["epoch"] if epoch is None else epoch
+        save_checkpoint(folder, params.flat, state, epoch, history, dict(ledger.counts))
+        write_live(folder, history, ledger)
+        return f"a checkpoint of epoch {epoch} was written; help: `snn train --resume {folder}` goes on from it"
+
     threshold = config.training.threshold
     stopped, resumed_at = None, len(history)
     patience = config.training.patience or float("inf")
     best = BestModel(enabled=config.training.patience is not None)
     budget = config.runtime.budget_usd
+    earlier = history[-1]["seconds"] if history else 0.0  # training time of the processes before a resume
     loop_start = flushed = time.perf_counter()
     live_every = LIVE_EVERY
     try:
@@ -161,7 +189,8 @@ def train(
                           "val_accuracy": None, "seconds": 0.0, "val_cost": None, "learning_rate": result.learning_rate}
                 if X_val is not None:
                     record["val_cost"], record["val_accuracy"] = evaluate_split(net, params, X_val, dataset.y_val, n_out)
-                record["seconds"] = time.perf_counter() - loop_start
+                check_finite(record, config)
+                record["seconds"] = earlier + time.perf_counter() - loop_start
                 history.append(record)
                 if on_epoch:
                     on_epoch({**record, **ledger.summary()})
@@ -172,23 +201,24 @@ def train(
                     # A long run's ledger grows: keep rewriting it under a tenth of the time.
                     live_every = max(LIVE_EVERY, 10 * (flushed - took))
                 if save and every and result.epoch % every == 0:
-                    save_checkpoint(folder, params.flat, state, result.epoch, history)
+                    save_checkpoint(folder, params.flat, state, result.epoch, history, dict(ledger.counts))
                 if threshold is not None and result.cost < threshold:
                     break
                 if best.improves(record, params, state) >= patience:
                     break
-                if budget and over_budget(ledger, time.perf_counter() - loop_start, len(history) - resumed_at, budget):
+                if budget and over_budget(ledger, record["seconds"], len(history), budget):
                     raise StopRequested(f"the next epoch would pass the budget of {budget} USD")
                 if should_stop():
-                    raise StopRequested("stop requested")
+                    raise StopRequested("interrupted" if interrupted() else "stop requested")
     except StopRequested as e:
-        stopped = str(e)
-    except (UnitFailure, InvocationLimit):
-        if save and history:
-            save_checkpoint(folder, params.flat, state, history[-1]["epoch"], history)
-        raise
+        stopped = "interrupted" if interrupted() else str(e)
+    except (UnitFailure, InvocationLimit, StoreError) as e:
+        # Parameters in memory are those of the last complete epoch: the runtime copies
+        # an epoch's results in only once all of them are read. The store may be gone,
+        # so the checkpoint is written from memory.
+        raise type(e)(f"{e}; {checkpoint_now()}") from None
     if stopped and save:
-        save_checkpoint(folder, params.flat, state, history[-1]["epoch"] if history else start_epoch, history)
+        checkpoint_now(history[-1]["epoch"] if history else start_epoch)
         stop_file.unlink(missing_ok=True)
     loop_seconds = time.perf_counter() - loop_start
     if not history:
@@ -211,6 +241,51 @@ def train(
     if save:
         run.run_dir = write_run(run, folder)
     return run
+
+
+def _check_splits(dataset) -> None:  # TEMPORARY until the data package has its check
+    from . import data
+
+    check = getattr(data, "check_splits", None)
+    if check:
+        check(dataset)
+
+
+def check_finite(record: dict, config: Config) -> None:
+    """A cost that is no longer a number means the run diverged: stop now, not after the last epoch."""
+    for key in ("cost", "val_cost"):
+        value = record[key]
+        if value is not None and not np.isfinite(value):
+            lr = config.training.optimizer.learning_rate
+            raise SnnError(f"training diverged at epoch {record['epoch']}: the {key.replace('_', ' ')} is {value}; "
+                           f"help: lower training.optimizer.learning_rate (now {lr:g}) or check the inputs' scale")
+
+
+@contextlib.contextmanager
+def interrupt_as_stop():
+    """The first Ctrl-C stops the run after its current step, with a checkpoint; a second one aborts."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed.is_set  # signals reach only the main thread: nothing to catch here
+        return
+
+    def on_interrupt(signum, frame):
+        if pressed.is_set():
+            raise KeyboardInterrupt
+        pressed.set()
+        sys.stderr.write("\nInterrupted: stopping after this step, with a checkpoint (Ctrl-C again to abort)\n")
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield pressed.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def read_ledger(folder: Path) -> list[dict]:
+    """The invocation records of the processes before a resume."""
+    path = folder / "invocations.csv"
+    return read_table(path) if path.exists() else []
 
 
 class BestModel:
@@ -237,7 +312,10 @@ class BestModel:
 
 
 def over_budget(ledger: Ledger, seconds: float, epochs: int, budget: float) -> bool:
-    """Would one more epoch, at the mean cost of those so far, pass ``budget``?"""
+    """Would one more epoch, at the mean cost of those so far, pass ``budget``?
+
+    ``seconds`` and ``epochs`` count the whole run, across resumes, like the ledger.
+    """
     from .cost import lambda_cost
 
     spent = lambda_cost(ledger.records, seconds).total_usd
@@ -315,7 +393,7 @@ def epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_
             engine = ChaosEngine(engine, chaos)
         run_id = uuid.uuid4().hex
         if folder is not None:
-            write_json(folder / "runtime.json", {"run_id": run_id, "store": store.url, "engine": rt.engine})
+            write_runtime_info(folder, RuntimeInfo(run_id=run_id, store=store.url, engine=rt.engine))
         limits = Limits(rt.unit_timeout, rt.max_retries, rt.retry_backoff, rt.key_ttl, rt.max_invocations)
         opt = config.training.optimizer
         reducers = granularity.size if granularity.kind == "data" and t.reduce == "scatter-reduce" else 1

@@ -10,6 +10,8 @@ by name.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,7 +78,6 @@ class Coordinator:
         self.net = {"sizes": self.sizes, "activations": [a for _, a in spec.layers], "loss": spec.loss}
         self.units = self._layout()
         self.slots = list(self._slots())
-        self.invocations = 0
         self._written: list[str] = []  # outputs of the current step, deleted when it is over
 
     # ---- where each unit's parameters live
@@ -109,10 +110,16 @@ class Coordinator:
         self.store.put_many(out, self.limits.key_ttl)
 
     def gather(self, step: int, flat: np.ndarray, state: dict) -> None:
-        """Copy version ``step`` of every unit's parameters and state into ``flat`` and ``state``."""
-        for l, u, idx in self.slots:
-            names = list(state)
-            arrays = get_arrays(self.store, [self.keys.param(step, l, u)] + [self.keys.state(step, l, u, n) for n in names])
+        """Copy version ``step`` of every unit's parameters and state into ``flat`` and ``state``.
+
+        All or nothing: everything is read before anything is copied, so a store that
+        fails half way leaves ``flat`` and ``state`` at the last complete epoch.
+        """
+        names = list(state)
+        read = [(l, u, idx, get_arrays(self.store, [self.keys.param(step, l, u)]
+                                       + [self.keys.state(step, l, u, n) for n in names]))
+                for l, u, idx in self.slots]
+        for _, _, idx, arrays in read:
             flat[idx] = arrays[0]
             for name, arr in zip(names, arrays[1:]):
                 if name == "t":
@@ -155,7 +162,7 @@ class Coordinator:
                 self.drain()
                 yield EpochResult(epoch + 1, total / m, correct / m, lr)
         finally:
-            self.drain()
+            self._drain_quietly()
 
     def _put_batch(self, step, Xb, Yb, name=""):
         k = (self.keys.batch(step, "X" + name), self.keys.batch(step, "Y" + name))
@@ -204,7 +211,7 @@ class Coordinator:
                 total = sum(r["cost"] * w for r, w in zip(results, weights))
                 yield EpochResult(epoch + 1, total / m, sum(r["correct"] for r in results) / m, lr)
         finally:
-            self.drain()
+            self._drain_quietly()
 
     def _merge(self, step: int, train: dict, refs: list, weights: list) -> None:
         """Merge the batch models: level by level through a tree, or all at once."""
@@ -257,9 +264,10 @@ class Coordinator:
     # ---- the barrier
 
     def _submit(self, events: list[dict]) -> list:
-        self.invocations += len(events)
+        # Counted in the ledger, so the limit holds across a resume.
+        self.ledger.count("sent", len(events))
         limit = self.limits.max_invocations
-        if limit is not None and self.invocations > limit:
+        if limit is not None and self.ledger.counts["sent"] > limit:
             raise InvocationLimit(f"--max-invocations {limit} reached; the run stops here")
         sent = time.time()
         return self.engine.submit([{**e, "sent": sent} for e in events])
@@ -274,6 +282,7 @@ class Coordinator:
         lim = self.limits
         handles = self._submit(events)
         attempts = [0] * len(events)
+        last_error = ["no result within the unit timeout"] * len(events)
         now = time.monotonic()
         deadline = [now + lim.unit_timeout] * len(events)
         retry_at: dict[int, float] = {}
@@ -293,6 +302,7 @@ class Coordinator:
                 if handles[i] in done:
                     out = self.engine.outcome(handles[i])
                     if isinstance(out, BaseException):
+                        last_error[i] = f"{type(out).__name__}: {out}"
                         self._note(events[i], attempts[i], "failed", repr(out))
                         self.ledger.count("failed")
                         retry_at[i] = now + lim.backoff * 2 ** attempts[i]
@@ -301,6 +311,7 @@ class Coordinator:
                     else:
                         pending.discard(i)
                 elif now >= deadline[i]:
+                    last_error[i] = f"no result within the unit timeout of {lim.unit_timeout:g} s"
                     self._note(events[i], attempts[i], "lost", "no result within the unit timeout")
                     self.ledger.count("lost_and_retried")
                     again.append(i)
@@ -308,7 +319,7 @@ class Coordinator:
                 attempts[i] += 1
                 if attempts[i] > lim.max_retries:
                     raise UnitFailure(f"unit {_name(events[i])} of step {events[i]['step']} failed "
-                                      f"{attempts[i]} times; giving up (the last checkpoint is kept)")
+                                      f"{attempts[i]} times, the last with {last_error[i]}")
                 self.ledger.count("retries")
                 (handles[i],) = self._submit([{**events[i], "attempt": attempts[i]}])
                 deadline[i] = time.monotonic() + lim.unit_timeout
@@ -339,6 +350,15 @@ class Coordinator:
             settle()
         for raw in self.store.drain(self.keys.ledger):
             self.ledger.add(decode_json(raw))
+
+    def _drain_quietly(self) -> None:
+        """Drain on the way out; when the run is already failing (say, the store died),
+        a second error here must not hide the first."""
+        if sys.exc_info()[1] is None:
+            self.drain()
+            return
+        with contextlib.suppress(Exception):
+            self.drain()
 
     def _cleanup(self, step: int, state_names: list[str]) -> None:
         """Delete every key of a finished step, by name (never a pattern, never a flush)."""

@@ -9,6 +9,7 @@ from collections import Counter
 FIELDS = ("phase", "layer", "unit", "step", "attempt", "duplicate", "status", "worker", "sent", "start", "end",
           "bytes_in", "bytes_out", "wait", "load", "compute", "store_write", "merge")
 PARTS = ("wait", "load", "compute", "store_write", "merge")  # where an invocation's time went
+INTEGERS = ("layer", "unit", "step", "attempt", "bytes_in", "bytes_out")
 
 
 class Ledger:
@@ -20,6 +21,12 @@ class Ledger:
     def add(self, record: dict) -> None:
         self.records.append(record)
         self.duplicates += bool(record.get("duplicate"))
+
+    def resume(self, records: list[dict], counts: dict[str, int]) -> None:
+        """Go on from a previous process's records (``invocations.csv`` as read back) and counters."""
+        for r in records:
+            self.add({k: int(v) if k in INTEGERS and v is not None else v for k, v in r.items()})
+        self.counts.update({k: int(v) for k, v in counts.items()})
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] += n

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from threadpoolctl import ThreadpoolController
 
@@ -14,21 +14,17 @@ class LocalEngine:
     name = "local"
     shared_memory = True
 
-    def __init__(self, workers: int | None = None, inline: bool = True, **_):
+    def __init__(self, workers: int | None = None, **_):
         self._pool = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="snn-worker")
-        self._inline = inline  # False when the caller must not block, e.g. trials run side by side
         self._single_blas = None  # BLAS limited to one thread while units run side by side
         self._controller = _controller()
 
     def submit(self, events):
-        if len(events) == 1 and self._inline:
-            # A stage of one unit runs in the calling thread: the coordinator would only
-            # wait for it, and a hop through the pool costs more than a small unit.
-            self._blas(parallel=False)
-            return [_run_here(events[0])]
-        # Units side by side each get one BLAS thread: two pool threads each running a
-        # multi-threaded BLAS on two cores spin against each other.
-        self._blas(parallel=True)
+        # Even a stage of one unit runs on the pool, never in the calling thread: there
+        # the coordinator could not apply its unit timeout, and one stuck unit would hang
+        # the run. Units side by side each get one BLAS thread: two pool threads each
+        # running a multi-threaded BLAS on two cores spin against each other.
+        self._blas(parallel=len(events) > 1)
         return [self._pool.submit(handler, e) for e in events]
 
     def _blas(self, parallel: bool) -> None:
@@ -45,17 +41,9 @@ class LocalEngine:
         return handle.exception() or handle.result()
 
     def close(self):
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Not waiting: a unit stuck past its timeout must not hold the run's end too.
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._blas(parallel=False)
-
-
-def _run_here(event) -> Future:
-    future: Future = Future()
-    try:
-        future.set_result(handler(event))
-    except Exception as e:  # noqa: BLE001 - delivered to the coordinator like a worker's failure
-        future.set_exception(e)
-    return future
 
 
 _found = []
