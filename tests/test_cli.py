@@ -69,7 +69,7 @@ def test_predict_images(cat_run, cat, tmp_path):
     assert rows[1]["label"] in model.classes
     (tmp_path / "not.png").write_bytes(b"hello")
     bad = runner.invoke(app, ["predict", str(out), str(tmp_path / "not.png")])
-    assert bad.exit_code != 0 and "not a readable PNG or JPEG image" in str(bad.exception)
+    assert bad.exit_code == 2 and "not a readable PNG or JPEG image" in bad.output  # one line, no traceback
 
 
 def test_info(cat_run):
