@@ -87,16 +87,22 @@ def parse_document(text: str, source: str, as_yaml: bool, error=ConfigError) -> 
     return data
 
 
-def read_document(path: str | Path, what: str = "config", error=ConfigError, max_bytes: int = MAX_BYTES) -> Any:
-    """Read and parse a JSON or YAML file (by its suffix), bounded in size."""
-    path = Path(path)
+def read_bounded(path: Path, what: str, error=ConfigError, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of ``path``, or ``error`` if it cannot be read or holds more than ``max_bytes``."""
     try:
         with open(path, "rb") as f:
             raw = f.read(max_bytes + 1)
     except OSError as e:
         raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
     if len(raw) > max_bytes:
-        raise error(f"{path}: larger than {max_bytes} bytes; a {what} is a small text file")
+        raise error(f"{path}: larger than {max_bytes} bytes, more than a {what} takes")
+    return raw
+
+
+def read_document(path: str | Path, what: str = "config", error=ConfigError, max_bytes: int = MAX_BYTES) -> Any:
+    """Read and parse a JSON or YAML file (by its suffix), bounded in size."""
+    path = Path(path)
+    raw = read_bounded(path, what, error, max_bytes)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

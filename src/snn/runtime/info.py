@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..documents import read_bounded
 from ..errors import RunFolderError
 from ..files import write_json
 
@@ -31,13 +32,9 @@ def write_runtime_info(folder: Path, info: RuntimeInfo) -> None:
 def read_runtime_info(folder: Path) -> RuntimeInfo | None:
     """The run's runtime record, or None for a run that never used the runtime."""
     path = folder / NAME
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    if len(raw) > MAX_BYTES:
-        raise RunFolderError(f"{path}: larger than {MAX_BYTES} bytes; it is not one snn wrote")
+    raw = read_bounded(path, "runtime record", RunFolderError, MAX_BYTES)
     try:
         return RuntimeInfo.model_validate_json(raw)
     except ValidationError as e:
