@@ -1,4 +1,7 @@
 import json
+import os
+import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,13 +54,16 @@ def test_corrupt_files_give_clear_errors(run, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(run.run_dir, folder)
     (folder / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match=r"7 bytes; its tensors take 100 to \d+: it does not hold the tensors"):
+        snn.load_model(folder)
+    (folder / "model.safetensors").write_bytes(b"garbage" * 100)
     with pytest.raises(ModelFileError, match="not a readable safetensors file"):
         snn.load_model(folder)
     shutil.copy(run.run_dir / "model.safetensors", folder)
     meta = json.loads((folder / "model.json").read_text())
     meta["architecture"]["layers"][0]["units"] = 7
     (folder / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelFileError, match=r"tensor W1 should have shape \(7, 2\), found \(6, 2\)"):
+    with pytest.raises(ModelFileError, match=r"tensor W1 is float32\[6, 2\]; expected float32\[7, 2\]"):
         snn.load_model(folder)
     (folder / "model.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ModelFileError, match="not an snn-model sidecar"):
@@ -90,3 +96,34 @@ def test_failed_save_leaves_the_old_files(run, tmp_path, monkeypatch):
         run.model.save(folder)
     assert (folder / "model.safetensors").read_bytes() == before
     assert not list(folder.glob(".*part"))
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "model-v1-xor"
+
+
+def test_a_version_1_model_from_an_earlier_snn_loads_and_predicts():
+    """tests/fixtures/model-v1-xor was written by the first format's writer; every later snn reads it."""
+    from snn.data import load_dataset
+
+    model = snn.load_model(FIXTURE)
+    assert json.loads((FIXTURE / "model.json").read_text())["version"] == 1
+    assert model.classes == ("0", "1") and model.dtype == np.float32
+    assert model.spec.layers == ((4, "tanh"), (1, "sigmoid"))
+    # An independent oracle: the forward pass written out from the raw tensors.
+    t = load_file(str(FIXTURE / "model.safetensors"))
+    X = np.random.default_rng(1).uniform(-1, 1, (2, 64)).astype(np.float32)
+    expected = 1 / (1 + np.exp(-(t["W2"] @ np.tanh(t["W1"] @ X + t["b1"]) + t["b2"])))
+    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-4, atol=1e-6)  # float32
+    xor = load_dataset("xor")
+    assert (model.predict_raw(xor.x_test) == xor.y_test).mean() >= 0.95  # it learned XOR, as its summary says
+    assert model.summary["test_accuracy"] >= 0.95
+
+
+def test_model_files_get_the_mode_of_any_new_file(run, tmp_path):
+    old = os.umask(0o027)
+    try:
+        run.model.save(tmp_path / "m")
+    finally:
+        os.umask(old)
+    for name in ("model.json", "model.safetensors"):
+        assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o640, name  # 0666 less the umask, not 0600

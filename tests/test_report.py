@@ -1,11 +1,22 @@
+import json
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import snn
 from snn.cli import app
-from snn.report import SECTIONS
+from snn.core.network import NetworkSpec, Params
+from snn.data import Preprocessing
+from snn.errors import DataError, RunFolderError
+from snn.model import Model
+from snn.report import SECTIONS, mislabeled_section, write_report
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 def test_report_on_a_real_cat_run(cat_run_dir, data_root):
@@ -25,3 +36,100 @@ def test_report_on_a_real_cat_run(cat_run_dir, data_root):
             assert pixels.std() > 5, f"{name}.png is blank"
     mislabeled = int(re.search(r"Mislabeled test images \((\d+)\)", page).group(1))
     assert 0 < mislabeled < 50
+
+
+@pytest.fixture(scope="module")
+def spiral_run_dir(tmp_path_factory):
+    """The README's own spiral run (examples/spiral.yaml), shortened: a table model with 2-D inputs."""
+    folder = tmp_path_factory.mktemp("report") / "spiral"
+    snn.train(EXAMPLES / "spiral.yaml", run_dir=folder, **{"training.epochs": 20})
+    return folder
+
+
+def test_report_on_the_readme_spiral_run_draws_its_mislabeled_points(spiral_run_dir):
+    result = CliRunner().invoke(app, ["report", str(spiral_run_dir)])
+    assert result.exit_code == 0, result.output
+    page = (spiral_run_dir / "report.html").read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 5
+    wrong = int(re.search(r"Mislabeled test points \((\d+)\)", page).group(1))
+    summary = json.loads((spiral_run_dir / "summary.json").read_text())
+    assert wrong == round((1 - summary["test_accuracy"]) * summary["n_test"])
+    with Image.open(spiral_run_dir / "report" / "mislabeled.png") as img:
+        assert np.asarray(img.convert("L")).std() > 5
+
+
+def test_inputs_that_are_neither_images_nor_points_get_no_figure(tmp_path):
+    spec = NetworkSpec(3, ((2, "softmax"),), "cce")
+    model = Model(spec, Params.zeros(spec.sizes), Preprocessing("table", (3,)), ("a", "b"))
+    x, y = np.zeros((4, 3)), np.array([0, 1, 0, 1])
+    assert mislabeled_section(model, x, y, model.predict_raw(x), tmp_path / "m.png") == (None, "examples")
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_a_folder_without_history_is_one_clear_error(tmp_path):
+    with pytest.raises(RunFolderError, match="no history.csv, so not a run folder") as e:
+        write_report(tmp_path)
+    assert "\n" not in str(e.value) and "help:" in str(e.value)
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert not (tmp_path / "report").exists()
+    with pytest.raises(RunFolderError, match="nothing: no such folder"):
+        write_report(tmp_path / "nothing")
+
+
+def copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "copy"
+    shutil.copytree(run_dir, folder)
+    return folder
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (lambda f: (f / "summary.json").unlink(), RunFolderError, "no summary.json"),
+    (lambda f: (f / "summary.json").write_text("{"), RunFolderError, "summary.json: not valid JSON"),
+    (lambda f: edit_json(f / "summary.json", dataset=7), RunFolderError, "dataset: Input should be a valid string"),
+    (lambda f: edit_json(f / "summary.json", dataset="npz:/nonexistent/x.npz"), DataError,
+     "the run's dataset cannot be loaded to report on"),
+    (lambda f: edit_json(f / "summary.json", dataset="catvnoncat"), DataError,
+     r"test examples of shape \[64, 64, 3\]; the model of .* takes \[2\]"),
+    (lambda f: (f / "history.csv").write_text("epoch,cost\n1,abc\n"), RunFolderError, "history.csv: "),
+    (lambda f: (f / "history.csv").write_text("epoch,cost\n"), RunFolderError, "history.csv: no epochs"),
+])
+def test_a_tampered_run_folder_is_one_clear_error(spiral_run_dir, tmp_path, data_root, change, error, message):
+    folder = copy_run(spiral_run_dir, tmp_path)
+    change(folder)
+    with pytest.raises(error, match=message) as e:
+        write_report(folder, data_root)
+    assert "\n" not in str(e.value)
+
+
+def edit_json(path: Path, **fields) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def test_a_tune_report_reads_only_its_own_plots(tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG secret")
+    folder = tmp_path / "tune"
+    folder.mkdir()
+    (folder / "tune.json").write_text(json.dumps({"study": "<b>s</b>", "plots": {
+        "history": str(secret), "importances": "../secret.png", "parallel": "not drawn: too few trials"}}))
+    (folder / "trials.csv").write_text("number,state\n0,complete\n")
+    page = (write_report(folder)).read_text()
+    assert "base64" not in page and "<b>s</b>" not in page and "&lt;b&gt;s&lt;/b&gt;" in page
+    (folder / "trials.csv").unlink()
+    with pytest.raises(RunFolderError, match="trials.csv: file not found"):
+        write_report(folder)
+
+
+@pytest.mark.parametrize("ledger, message", [
+    ("status,end\nok,yesterday\n", "not a table snn wrote"),  # fails in the ledger's own reader
+    ("start,end,sent\n1,2,1\n", "status: Field required"),  # read, but not what a ledger holds
+])
+def test_a_tampered_ledger_is_one_clear_error(cat_run_dir, tmp_path, data_root, ledger, message):
+    folder = copy_run(cat_run_dir, tmp_path)
+    (folder / "invocations.csv").write_text(ledger)
+    with pytest.raises(RunFolderError, match=f"invocations.csv: {message}") as e:
+        write_report(folder, data_root)
+    assert "\n" not in str(e.value)

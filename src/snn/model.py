@@ -4,26 +4,44 @@ On disk a model is two files in one folder: ``model.safetensors`` (the weights a
 the optimizer state, raw tensors, nothing executable) and ``model.json`` (the
 architecture, preprocessing, classes, optimizer and training summary). Nothing
 is ever unpickled.
+
+A model file is input like any other, whoever wrote it: every field of ``model.json``
+goes through the schema below, both files are bounded in size, and every tensor must
+have the name, shape and dtype the architecture gives it and hold finite values.
+Anything else is a ``ModelFileError`` of one line, never another exception.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import math
+import os
+import stat
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from .config import MAX_LAYERS, MAX_UNITS
+from .core.activations import ACTIVATIONS
+from .core.losses import LOSSES
 from .core.network import Network, NetworkSpec, Params, predictions
+from .core.optimizers import OPTIMIZERS, make_optimizer
 from .data.dataset import Preprocessing
-from .errors import ModelFileError
+from .documents import read_document
+from .errors import ModelFileError, SnnError
 from .files import atomic_path, write_json
 
 FORMAT, VERSION = "snn-model", 1
 WEIGHTS, SIDECAR = "model.safetensors", "model.json"
 OPTIMIZER_PREFIX = "optimizer."
+MAX_SIDECAR_BYTES = 16 << 20  # the architecture, the classes and a training summary: kilobytes in practice
+MAX_INPUT = 1 << 24  # inputs per example: far past any image this library reads
+MAX_CLASS_NAME = 200
+TENSOR_HEADER_BYTES = 1 << 20  # a safetensors header of a few dozen tensors is a few kilobytes
 
 
 @dataclass
@@ -72,10 +90,9 @@ class Model:
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
-        tensors = {k: np.ascontiguousarray(v) for k, v in self.params.tensors().items()}
-        tensors.update({OPTIMIZER_PREFIX + k: np.ascontiguousarray(v) for k, v in self.optimizer_state.items()})
-        with atomic_path(folder / WEIGHTS) as tmp:
-            save_file(tensors, str(tmp))
+        tensors = dict(self.params.tensors())
+        tensors.update({OPTIMIZER_PREFIX + k: v for k, v in self.optimizer_state.items()})
+        write_tensors(folder / WEIGHTS, tensors)
         write_json(folder / SIDECAR, self._sidecar())
         return folder
 
@@ -96,6 +113,104 @@ class Model:
         }
 
 
+# --- model.json, field by field -------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    # strict: "3" is not a unit count and true is not a number; no NaN or infinity anywhere.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class LayerFile(_Strict):
+    units: int = Field(gt=0, le=MAX_UNITS)
+    activation: Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+
+
+class ArchitectureFile(_Strict):
+    n_input: int = Field(gt=0, le=MAX_INPUT)
+    layers: list[LayerFile] = Field(min_length=1, max_length=MAX_LAYERS)
+    loss: Literal[tuple(LOSSES)]  # type: ignore[valid-type]
+    dtype: Literal["float32", "float64"]
+
+    @model_validator(mode="after")
+    def _softmax_needs_classes(self):
+        if self.layers[-1].activation == "softmax" and self.layers[-1].units < 2:
+            raise ValueError("a softmax output needs at least 2 units")
+        return self
+
+    def spec(self) -> NetworkSpec:
+        return NetworkSpec(self.n_input, tuple((l.units, l.activation) for l in self.layers), self.loss)
+
+
+class PreprocessingFile(_Strict):
+    kind: Literal["image", "table"]
+    shape: list[Annotated[int, Field(gt=0, le=MAX_INPUT)]] = Field(min_length=1, max_length=4)
+    scale: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _images_are_2d(self):
+        if self.kind == "image" and len(self.shape) not in (2, 3):
+            raise ValueError(f"an image's shape is (height, width) or (height, width, channels), not {self.shape}")
+        return self
+
+
+class OptimizerFile(_Strict):
+    name: Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
+    beta: float | None = Field(None, ge=0, lt=1)
+    beta1: float | None = Field(None, ge=0, lt=1)
+    beta2: float | None = Field(None, ge=0, lt=1)
+    epsilon: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _its_own_hyperparameters(self):
+        own = {f.name for f in fields(OPTIMIZERS[self.name])}
+        foreign = sorted(set(self.hyperparameters()) - own)
+        if foreign:
+            raise ValueError(f"{self.name} has no hyperparameter {', '.join(foreign)}; "
+                             f"its own: {', '.join(sorted(own)) or 'none'}")
+        return self
+
+    def hyperparameters(self) -> dict[str, float]:
+        return self.model_dump(exclude={"name"}, exclude_none=True)
+
+
+ClassName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CLASS_NAME)]
+
+
+class SidecarFile(_Strict):
+    format: Literal[FORMAT]  # type: ignore[valid-type]
+    version: Literal[VERSION]  # type: ignore[valid-type]
+    architecture: ArchitectureFile
+    preprocessing: PreprocessingFile
+    classes: list[ClassName] = Field(min_length=1, max_length=MAX_UNITS)
+    optimizer: OptimizerFile = OptimizerFile(name="gd")
+    training: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("training")
+    @classmethod
+    def _dataset_is_a_name(cls, value: dict) -> dict:
+        if not isinstance(value.get("dataset", ""), str):
+            raise ValueError("training.dataset must be a dataset name (a string)")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_together(self):
+        inputs = math.prod(self.preprocessing.shape)
+        if inputs != self.architecture.n_input:
+            raise ValueError(f"preprocessing.shape {self.preprocessing.shape} gives {inputs} inputs; "
+                             f"architecture.n_input is {self.architecture.n_input}")
+        units = self.architecture.layers[-1].units
+        if len(self.classes) != (2 if units == 1 else units):
+            raise ValueError(f"{len(self.classes)} classes for {units} output unit(s); allowed: one class per unit, "
+                             "or 2 classes for 1 unit")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes must be distinct names")
+        return self
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+
 def _model_folder(path: Path) -> Path:
     if path.is_dir():
         return path
@@ -108,37 +223,118 @@ def load_model(path: str | Path) -> Model:
     """Load a model from a run folder, a model folder, or either of its two files."""
     folder = _model_folder(Path(path))
     meta = _read_sidecar(folder / SIDECAR)
-    try:
-        tensors = load_file(str(folder / WEIGHTS))
-    except FileNotFoundError:
-        raise ModelFileError(f"{folder / WEIGHTS}: file not found") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelFileError(f"{folder / WEIGHTS}: not a readable safetensors file ({e})") from None
-    try:
-        arch = meta["architecture"]
-        spec = NetworkSpec(arch["n_input"], tuple((l["units"], l["activation"]) for l in arch["layers"]), arch["loss"])
-        params = Params.zeros(spec.sizes, np.dtype(arch["dtype"]))
-        for name, view in params.tensors().items():
-            if name not in tensors or tensors[name].shape != view.shape:
-                found = tensors[name].shape if name in tensors else "nothing"
-                raise ModelFileError(f"{folder / WEIGHTS}: tensor {name} should have shape {view.shape}, found {found}")
-            view[...] = tensors[name]
-        state = {k[len(OPTIMIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(OPTIMIZER_PREFIX)}
-        return Model(spec, params, Preprocessing.from_json(meta["preprocessing"]), tuple(meta["classes"]),
-                     meta.get("optimizer", {"name": "gd"}), state, meta.get("training", {}))
-    except (KeyError, TypeError) as e:
-        raise ModelFileError(f"{folder / SIDECAR}: missing or malformed field {e}") from None
+    spec, dtype = meta.architecture.spec(), np.dtype(meta.architecture.dtype)
+    weights_bytes, path = spec.n_params * dtype.itemsize, folder / WEIGHTS
+    # The weights at least (so a model.json that claims a huge network allocates nothing), and at most
+    # two optimizer state arrays of the same size and a step count besides.
+    tensors = read_tensors(path, ModelFileError, min_bytes=weights_bytes,
+                           max_bytes=3 * weights_bytes + 8 + TENSOR_HEADER_BYTES)
+    params = Params.zeros(spec.sizes, dtype)
+    expected = {name: (view.shape, dtype) for name, view in params.tensors().items()}
+    state_names = {k for k in tensors if k.startswith(OPTIMIZER_PREFIX)}
+    if state_names:  # a model may come without its optimizer state, never with part of it
+        optimizer = make_optimizer(meta.optimizer.name, **meta.optimizer.hyperparameters())
+        state = optimizer.init_state(spec.n_params, dtype)
+        expected.update({OPTIMIZER_PREFIX + k: (v.shape, v.dtype) for k, v in state.items()})
+    check_tensors(path, tensors, expected, ModelFileError)
+    for name, view in params.tensors().items():
+        view[...] = tensors[name]
+    state = {k[len(OPTIMIZER_PREFIX):]: tensors[k] for k in state_names}
+    return Model(spec, params, Preprocessing.from_json(meta.preprocessing.model_dump()), tuple(meta.classes),
+                 {"name": meta.optimizer.name, **meta.optimizer.hyperparameters()}, state, dict(meta.training))
 
 
-def _read_sidecar(path: Path) -> dict:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: not valid JSON ({e})") from None
+def _read_sidecar(path: Path) -> SidecarFile:
+    if not path.exists():
+        raise ModelFileError(f"{path}: file not found; help: a model folder holds {SIDECAR} and {WEIGHTS}")
+    regular_size(path, ModelFileError)
+    meta = read_document(path, "model sidecar", ModelFileError, MAX_SIDECAR_BYTES)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an {FORMAT} sidecar (its 'format' field must be {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise ModelFileError(f"{path}: version {meta.get('version')!r}; this snn reads version {VERSION}")
-    return meta
+    if meta.get("version") != VERSION or isinstance(meta.get("version"), bool):
+        raise ModelFileError(f"{path}: version {short(meta.get('version'))}; this snn reads version {VERSION}")
+    try:
+        return SidecarFile.model_validate(meta)
+    except ValidationError as e:
+        raise ModelFileError(f"{path}: {schema_problem(e)}; help: it was changed after snn wrote it; "
+                             "train the model again or restore its files") from None
+
+
+# --- tensor files, shared with the checkpoints ----------------------------------------------------------------------
+
+
+def write_tensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """Write ``tensors`` atomically, with the mode of any new file (0666 less the umask).
+
+    safetensors writes a private file of its own (0600) and renames it, so the mode of
+    the file ``atomic_path`` created is put back afterwards.
+    """
+    with atomic_path(path) as tmp:
+        mode = stat.S_IMODE(os.stat(tmp).st_mode)
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
+        os.chmod(tmp, mode)
+
+
+def read_tensors(path: Path, error: type[SnnError], min_bytes: int, max_bytes: int) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file of ``min_bytes`` to ``max_bytes``; ``error`` of one line otherwise."""
+    size = regular_size(path, error)
+    if not min_bytes <= size <= max_bytes:
+        raise error(f"{path}: {size} bytes; its tensors take {min_bytes} to {max_bytes}: it does not hold "
+                    "the tensors its model or run needs")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError, OverflowError) as e:
+        raise error(f"{path}: not a readable safetensors file ({' '.join(str(e).split())[:200]})") from None
+
+
+def check_tensors(path: Path, tensors: dict[str, np.ndarray], expected: dict[str, tuple],
+                  error: type[SnnError]) -> None:
+    """Exactly the ``expected`` names, each of its ``(shape, dtype)``, every value finite."""
+    if set(tensors) != set(expected):
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        wrong = "; ".join(f"{what}: {short(names)}" for what, names in (("missing", missing), ("not expected", extra))
+                          if names)
+        raise error(f"{path}: tensors {wrong}; it should hold {short(sorted(expected))}")
+    for name, (shape, dtype) in expected.items():
+        got = tensors[name]
+        if got.shape != tuple(shape) or got.dtype != dtype:
+            raise error(f"{path}: tensor {name} is {got.dtype}{list(got.shape)}; "
+                        f"expected {np.dtype(dtype)}{list(shape)}")
+        if not np.isfinite(got).all():
+            raise error(f"{path}: tensor {name} holds NaN or infinite values")
+
+
+def regular_size(path: Path, error: type[SnnError]) -> int:
+    """The size of ``path`` if it is a regular file (a FIFO or a device would block or never end)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path}: not a regular file")
+    return info.st_size
+
+
+def schema_problem(error: ValidationError) -> str:
+    """The first problem a schema found, on one line: the field, what is wrong, and the value given."""
+    first = error.errors()[0]
+    where = ".".join(_cut(p if isinstance(p, str) and p.isprintable() else repr(p), 40) for p in first["loc"])
+    where = where or "(top level)"
+    text = f"{where}: {first['msg'].removeprefix('Value error, ')}"
+    text = text.replace(f" or instance of {first.get('ctx', {}).get('class_name')}", "")  # a schema class: noise
+    if first["loc"] and first["type"] not in ("missing", "json_invalid"):
+        text += f" (got {short(first['input'])})"
+    if error.error_count() > 1:
+        text += f", and {error.error_count() - 1} more problem(s)"
+    return " ".join(text.split())
+
+
+def short(value, limit: int = 60) -> str:
+    """A value as written, cut short: a megabyte of junk is not worth repeating."""
+    return _cut(repr(value), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

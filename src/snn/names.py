@@ -16,7 +16,7 @@ def check_name(value: str, what: str = "name") -> str:
         raise ConfigError(f"{what} must be a non-empty name")
     if len(value) > MAX_LENGTH:
         raise ConfigError(f"{what} is {len(value)} characters long; allowed: at most {MAX_LENGTH}")
-    if not _PLAIN.match(value) or ".." in value:
+    if not _PLAIN.fullmatch(value) or ".." in value:  # fullmatch: "$" alone lets a final newline through
         raise ConfigError(f"{what} {value[:40]!r} is not a plain name; allowed: letters, digits, '.', '-' and '_' "
                           "(no path separators, '..', spaces or control characters), starting with a letter or digit")
     return value

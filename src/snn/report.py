@@ -1,17 +1,22 @@
 """``snn report RUN_DIR``: one self-contained HTML page about a run, and its figures as PNG.
 
 Sections: the cost curve; train, validation and test accuracy; the test confusion
-matrix with precision, recall (sensitivity) and specificity; a grid of mislabeled test
-images; the invocation timeline; the run's counters and, for runs with a ledger, the
-modelled Lambda cost.
+matrix with precision, recall (sensitivity) and specificity; the mislabeled test
+examples (a grid of images, or a scatter plot for 2-D points); the invocation
+timeline; the run's counters and, for runs with a ledger, the modelled Lambda cost.
+
+Every file of the run folder is read as untrusted input: a missing or malformed one
+is a ``RunFolderError`` (or the model's ``ModelFileError``, the dataset's ``DataError``)
+of one line.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
-import json
 from pathlib import Path
+from typing import Optional
 
 import matplotlib
 
@@ -19,21 +24,102 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError  # noqa: E402
+
 from .data import load_dataset  # noqa: E402
-from .errors import SnnError  # noqa: E402
+from .documents import read_document  # noqa: E402
+from .errors import DataError, RunFolderError  # noqa: E402
 from .files import atomic_path, read_table, write_text  # noqa: E402
 from .metrics import accuracy, confusion_matrix, per_class  # noqa: E402
-from .model import load_model  # noqa: E402
+from .model import load_model, regular_size, schema_problem  # noqa: E402
+from .runtime.checkpoint import HistoryRecord  # noqa: E402
 from .trace import load_records  # noqa: E402
 
 SECTIONS = ("cost", "accuracy", "confusion", "mislabeled", "timeline", "counters")
+PLOTS = ("history", "importances", "parallel")  # the figures of a tune folder
+MAX_TABLE_BYTES = 256 << 20  # history.csv of a very long run; trials.csv of a very long study
+MAX_SUMMARY_BYTES = 1 << 20
+
+
+class RunSummary(BaseModel):
+    """The fields of ``summary.json`` a report uses; the others are shown as they are."""
+
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+
+    name: Optional[str] = Field(None, max_length=200)
+    dataset: str = Field(min_length=1, max_length=4096)
+    epochs: int = Field(ge=0)
+    test_accuracy: Optional[float] = Field(None, ge=0, le=1)
+    wall_seconds: float = Field(0.0, ge=0)
+
+
+class TuneSummary(BaseModel):
+    """The fields of ``tune.json`` a report uses."""
+
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+
+    study: str = Field(max_length=200)
+    plots: dict[str, str] = Field(max_length=len(PLOTS))
+
+
+class LedgerRow(BaseModel):
+    """The fields of an ``invocations.csv`` record that the timeline and the cost use."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    status: str
+    worker: str
+    duplicate: bool
+    attempt: float = Field(ge=0)
+    sent: float
+    start: float
+    end: float
+
+
+def _not_a_run(run_dir: Path, missing: str) -> RunFolderError:
+    return RunFolderError(f"{run_dir}: no {missing}, so not a run folder that training finished; help: give the "
+                          "folder `snn train --out` wrote (resume an unfinished one first), or a tune folder")
+
+
+def _table(path: Path, read=read_table):
+    """A CSV of the folder as ``read`` returns it, bounded in size; a ``RunFolderError`` if it cannot be read."""
+    if regular_size(path, RunFolderError) > MAX_TABLE_BYTES:
+        raise RunFolderError(f"{path}: larger than {MAX_TABLE_BYTES} bytes; it is not one snn wrote")
+    try:
+        return read(path)
+    # Past the size and encoding, a ledger changed by hand fails in its own reader's arithmetic.
+    except (OSError, ValueError, csv.Error, KeyError, TypeError) as e:
+        raise RunFolderError(f"{path}: not a table snn wrote ({type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:200]})") from None
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
 
 
 def _history(run_dir: Path) -> list[dict]:
     path = run_dir / "history.csv"
     if not path.exists():
-        raise SnnError(f"{run_dir}: no history.csv; is this a run folder?")
-    return read_table(path)
+        raise _not_a_run(run_dir, "history.csv")
+    rows = _table(path)
+    if not rows:
+        raise RunFolderError(f"{path}: no epochs; help: a run folder's history holds one line per epoch")
+    try:
+        return [HistoryRecord.model_validate(row, strict=False).model_dump() for row in rows]
+    except ValidationError as e:
+        raise RunFolderError(f"{path}: {schema_problem(e)}") from None
+
+
+def _summary(run_dir: Path, model: type[BaseModel], name: str) -> BaseModel:
+    path = run_dir / name
+    if not path.exists():
+        raise _not_a_run(run_dir, name)
+    raw = read_document(path, "run summary", RunFolderError, MAX_SUMMARY_BYTES)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise RunFolderError(f"{path}: {schema_problem(e)}") from None
 
 
 def _save(fig, path: Path) -> Path:
@@ -89,6 +175,29 @@ def mislabeled_figure(images, predicted, true, classes, path, limit=16):
     return _save(fig, path)
 
 
+def mislabeled_points_figure(points, predicted, true, classes, path):
+    """2-D inputs: every test point in the colour of its class, the mislabeled ones crossed out."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for k, name in enumerate(classes):
+        mine = true == k
+        ax.scatter(points[mine, 0], points[mine, 1], s=12, alpha=0.6, label=f"class {name}")
+    wrong = predicted != true
+    ax.scatter(points[wrong, 0], points[wrong, 1], s=60, marker="x", color="black",
+               label=f"mislabeled ({int(wrong.sum())})")
+    ax.set_xlabel("input 1"), ax.set_ylabel("input 2"), ax.legend(fontsize=7), ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def mislabeled_section(model, x_test, y_test, pred, path) -> tuple[Optional[Path], str]:
+    """The figure that suits the inputs, and what it shows: images, 2-D points, or nothing to draw."""
+    wrong = np.flatnonzero(pred != y_test)
+    if model.preprocessing.kind == "image" and x_test.ndim in (3, 4):
+        return mislabeled_figure(x_test[wrong], pred[wrong], y_test[wrong], model.classes, path), "images"
+    if model.spec.n_input == 2:
+        return mislabeled_points_figure(x_test.reshape(len(x_test), 2), pred, y_test, model.classes, path), "points"
+    return None, "examples"
+
+
 def timeline_figure(records, path):
     fig, ax = plt.subplots(figsize=(8, 3))
     ok = [r for r in records if r["status"] == "ok"]
@@ -105,64 +214,102 @@ def timeline_figure(records, path):
 
 def write_tune_report(folder: Path) -> Path:
     """The report of a tune folder: the study's summary, its plots, and every trial."""
-    import csv
-
-    summary = json.loads((folder / "tune.json").read_text())
-    with open(folder / "trials.csv", newline="") as f:
-        rows = list(csv.reader(f))
+    summary = _summary(folder, TuneSummary, "tune.json")
+    rows = _table(folder / "trials.csv", _rows)
+    head, rows = (rows[0], rows[1:]) if rows else ([], [])
     e = html.escape
-    table = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
-    head = "".join(f"<th>{e(c)}</th>" for c in rows[0])
-    plots = "".join(f'<section id="{name}"><h2>{e(name)}</h2>'
-                    + (_img(folder / made, name) if made.endswith(".png") else f"<p>{e(made)}</p>") + "</section>"
-                    for name, made in summary["plots"].items())
-    facts = "".join(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in summary.items() if k != "plots")
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>snn tune: {e(summary['study'])}</title>
+    table = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    heads = "".join(f"<th>{e(c)}</th>" for c in head)
+    plots = "".join(f'<section id="{e(name)}"><h2>{e(name)}</h2>{_plot(folder, name, made)}</section>'
+                    for name, made in summary.plots.items())
+    facts = "".join(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>"
+                    for k, v in summary.model_dump().items() if k != "plots")
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>snn tune: {e(summary.study)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 6px;font-size:0.85em}}img{{max-width:100%}}</style></head><body>
-<h1>Study {e(summary['study'])}</h1><section id="summary"><table>{facts}</table></section>{plots}
-<section id="trials"><h2>Trials</h2><table><tr>{head}</tr>{table}</table></section></body></html>
+<h1>Study {e(summary.study)}</h1><section id="summary"><table>{facts}</table></section>{plots}
+<section id="trials"><h2>Trials</h2><table><tr>{heads}</tr>{table}</table></section></body></html>
 """
     write_text(folder / "report.html", page)
     return folder / "report.html"
 
 
+def _plot(folder: Path, name: str, made: str) -> str:
+    """A tune plot: only ``NAME.png`` of a known plot, in the folder itself, is ever read; else the text given."""
+    if name in PLOTS and made == f"{name}.png" and (folder / made).is_file():
+        return _img(folder / made, name)
+    return f"<p>{html.escape(made)}</p>"
+
+
 def write_report(run_dir: str | Path, data_root=None) -> Path:
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: no such folder; help: give the folder `snn train --out` wrote, or a tune "
+                             "folder")
     if (run_dir / "tune.json").exists():
         return write_tune_report(run_dir)
-    model = load_model(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text())
     history = _history(run_dir)
+    summary = _summary(run_dir, RunSummary, "summary.json")
+    model = load_model(run_dir)
+    x_test, y_test = _test_split(run_dir, summary.dataset, data_root, model)
     figures = run_dir / "report"
     figures.mkdir(exist_ok=True)
-    ds = load_dataset(summary["dataset"], data_root)
-    if ds.x_test is None:
-        raise SnnError(f"dataset {summary['dataset']!r} has no test split to report on")
-    pred = model.predict_raw(ds.x_test)
-    C = confusion_matrix(ds.y_test, pred, len(model.classes))
+    pred = model.predict_raw(x_test)
+    C = confusion_matrix(y_test, pred, len(model.classes))
     stats = per_class(C)
-    wrong = np.flatnonzero(pred != ds.y_test)
-    records = load_records(run_dir) if (run_dir / "invocations.csv").exists() else []
+    records = _records(run_dir)
+    mislabeled, shown = mislabeled_section(model, x_test, y_test, pred, figures / "mislabeled.png")
     paths = {
         "cost": cost_figure(history, figures / "cost.png"),
-        "accuracy": accuracy_figure(history, summary.get("test_accuracy"), figures / "accuracy.png"),
+        "accuracy": accuracy_figure(history, summary.test_accuracy, figures / "accuracy.png"),
         "confusion": confusion_figure(C, model.classes, figures / "confusion.png"),
-        "mislabeled": mislabeled_figure(ds.x_test[wrong], pred[wrong], ds.y_test[wrong], model.classes,
-                                        figures / "mislabeled.png"),
+        "mislabeled": mislabeled,
         "timeline": timeline_figure(records, figures / "timeline.png"),
     }
-    counters = {k: summary[k] for k in ("epochs", "final_cost", "train_accuracy", "val_accuracy", "test_accuracy",
-                                        "granularity", "engine", "invocations", "retries", "duplicates_suppressed",
-                                        "lost_and_retried", "wall_seconds") if k in summary}
+    facts = summary.model_dump()
+    counters = {k: facts[k] for k in ("epochs", "final_cost", "train_accuracy", "val_accuracy", "test_accuracy",
+                                      "granularity", "engine", "invocations", "retries", "duplicates_suppressed",
+                                      "lost_and_retried", "wall_seconds") if k in facts}
     if records:
         from .cost import lambda_cost
 
-        counters["modelled_lambda_usd (1769 MB, x86)"] = lambda_cost(records, summary["wall_seconds"]).total_usd
-    page = _html(run_dir, summary, paths, C, stats, model.classes, counters, len(wrong), len(ds.y_test),
-                 accuracy(ds.y_test, pred))
+        counters["modelled_lambda_usd (1769 MB, x86)"] = lambda_cost(records, summary.wall_seconds).total_usd
+    page = _html(run_dir, facts, paths, C, stats, model.classes, counters, int((pred != y_test).sum()), len(y_test),
+                 accuracy(y_test, pred), shown)
     write_text(run_dir / "report.html", page)
     return run_dir / "report.html"
+
+
+def _test_split(run_dir: Path, name: str, data_root, model) -> tuple[np.ndarray, np.ndarray]:
+    """The test split of the run's dataset, checked against the model it is to test."""
+    try:
+        ds = load_dataset(name, data_root)
+    except DataError as e:
+        raise DataError(f"{run_dir}: the run's dataset cannot be loaded to report on: {e}") from None
+    if ds.x_test is None or ds.y_test is None or not len(ds.y_test):
+        raise DataError(f"dataset {name!r} has no test split to report on; help: give the dataset a test split")
+    if ds.x_test.shape[1:] != tuple(model.preprocessing.shape):
+        raise DataError(f"dataset {name!r}: test examples of shape {list(ds.x_test.shape[1:])}; the model of {run_dir} "
+                        f"takes {list(model.preprocessing.shape)}; help: report on the dataset the run trained on")
+    if ds.y_test.min() < 0 or ds.y_test.max() >= len(model.classes):
+        raise DataError(f"dataset {name!r}: test labels from {ds.y_test.min()} to {ds.y_test.max()}; the model "
+                        f"knows {len(model.classes)} classes")
+    return ds.x_test, ds.y_test
+
+
+def _records(run_dir: Path) -> list[dict]:
+    """The invocation ledger, if the run has one."""
+    path = run_dir / "invocations.csv"
+    if not path.exists():
+        return []
+    records = _table(path, lambda _: load_records(run_dir))
+    try:
+        for r in records:
+            LedgerRow.model_validate(r)
+    except ValidationError as e:
+        raise RunFolderError(f"{path}: {schema_problem(e)}; help: the ledger was changed after the run wrote it") \
+            from None
+    return records
 
 
 def _img(path: Path, alt: str) -> str:
@@ -170,26 +317,28 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _html(run_dir, summary, paths, C, stats, classes, counters, n_wrong, n_test, test_acc) -> str:
+def _html(run_dir, summary, paths, C, stats, classes, counters, n_wrong, n_test, test_acc, shown) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(c)}</td><td>{stats['precision'][i]:.4f}</td><td>{stats['recall'][i]:.4f}</td>"
         f"<td>{stats['recall'][i]:.4f}</td><td>{stats['specificity'][i]:.4f}</td></tr>" for i, c in enumerate(classes))
     facts = "".join(f"<tr><td>{e(k)}</td><td>{e(f'{v:.6g}' if isinstance(v, float) else str(v))}</td></tr>"
                     for k, v in counters.items())
+    mislabeled = (_img(paths["mislabeled"], f"mislabeled {shown}") if paths["mislabeled"] else
+                  f"<p>Not drawn: the inputs are neither images nor 2-D points ({n_wrong} of {n_test} mislabeled).</p>")
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>snn report: {e(summary.get('name', run_dir.name))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>snn report: {e(summary['name'] or run_dir.name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 img{{max-width:100%}}</style></head><body>
-<h1>Run {e(summary.get('name', run_dir.name))}</h1>
-<p>{e(summary['dataset'])}, {summary['epochs']} epochs; test accuracy {test_acc:.4f} on {n_test} images.</p>
+<h1>Run {e(summary['name'] or run_dir.name)}</h1>
+<p>{e(summary['dataset'])}, {summary['epochs']} epochs; test accuracy {test_acc:.4f} on {n_test} examples.</p>
 <section id="cost"><h2>Cost</h2>{_img(paths['cost'], 'cost curve')}</section>
 <section id="accuracy"><h2>Accuracy</h2>{_img(paths['accuracy'], 'accuracy curves')}</section>
 <section id="confusion"><h2>Confusion matrix (test)</h2>{_img(paths['confusion'], 'confusion matrix')}
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>sensitivity</th><th>specificity</th></tr>{rows}</table>
 </section>
-<section id="mislabeled"><h2>Mislabeled test images ({n_wrong})</h2>{_img(paths['mislabeled'], 'mislabeled images')}</section>
+<section id="mislabeled"><h2>Mislabeled test {shown} ({n_wrong})</h2>{mislabeled}</section>
 <section id="timeline"><h2>Invocation timeline</h2>{_img(paths['timeline'], 'invocation timeline')}</section>
 <section id="counters"><h2>Counters</h2><table>{facts}</table></section>
 </body></html>

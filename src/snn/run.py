@@ -201,7 +201,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
                     # A long run's ledger grows: keep rewriting it under a tenth of the time.
                     live_every = max(LIVE_EVERY, 10 * (flushed - took))
                 if save and every and result.epoch % every == 0:
-                    save_checkpoint(folder, params.flat, state, result.epoch, history, dict(ledger.counts))
+                    checkpoint_now()
                 if threshold is not None and result.cost < threshold:
                     break
                 if best.improves(record, params, state) >= patience:

@@ -23,20 +23,24 @@ import csv
 import io
 import itertools
 import json
+import math
 import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional, Union
 
 import optuna
-import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
-from .config import load_config, parse_config, set_path
-from .errors import ConfigError, SnnError
+from .config import Config, load_config, parse_config, set_path
+from .documents import read_document
+from .errors import ConfigError, SnnError, SpaceError
 from .files import write_json, write_text
+from .model import schema_problem, short
+from .names import check_name
 from .runtime.codec import decode_json
 from .runtime.keys import Keys
 
@@ -54,37 +58,142 @@ class Space:
         """Every combination of the choices (a grid needs choices everywhere)."""
         ranged = [n for n, d in self.distributions.items() if not isinstance(d, CategoricalDistribution)]
         if ranged:
-            raise ConfigError(f"a grid needs a list of choices for every parameter; ranges given for: {', '.join(ranged)}")
+            raise SpaceError(f"a grid needs a list of choices for every parameter; "
+                             f"ranges given for: {', '.join(ranged)}")
         names = list(self.distributions)
+        size = math.prod(len(self.distributions[n].choices) for n in names)
+        if size > MAX_GRID:
+            raise SpaceError(f"the grid has {size} points; allowed: at most {MAX_GRID}; help: use fewer choices, "
+                             "or --sampler random or tpe with --trials")
         return [dict(zip(names, values)) for values in itertools.product(*(self.distributions[n].choices for n in names))]
 
 
+# --- the space file, field by field ---------------------------------------------------------------------------------
+
+MAX_SPACE_BYTES = 256 << 10  # a search space is a few lines
+MAX_PARAMS, MAX_CHOICES, MAX_SEEDS, MAX_GRID = 64, 1000, 10_000, 10_000
+MAX_CHOICE_CHARS = 200
+MAX_BOUND = 1e15  # integers stay exact as the floats Optuna stores
+Number = Union[int, float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _plain_choices(choices: list) -> list:
+    """Values Optuna stores as they are: numbers, short strings, booleans, null; each once."""
+    for c in choices:
+        if not isinstance(c, (type(None), bool, int, float, str)) or (isinstance(c, str) and len(c) > MAX_CHOICE_CHARS):
+            raise ValueError(f"a choice is a number, a string of at most {MAX_CHOICE_CHARS} characters, true, false "
+                             f"or null; got {short(c)}")
+    if len({json.dumps(c) for c in choices}) != len(choices):
+        raise ValueError("choices must be distinct")
+    return choices
+
+
+Choices = Annotated[list[Any], Field(min_length=1, max_length=MAX_CHOICES), AfterValidator(_plain_choices)]
+
+
+class ChoicesSpec(_Strict):
+    choices: Choices
+
+    def distribution(self):
+        return CategoricalDistribution(self.choices)
+
+
+class RangeSpec(_Strict):
+    low: Number
+    high: Number
+    step: Optional[Number] = Field(None, gt=0)
+    log: bool = False
+    log_float: bool = False  # a float range even when low and high are written as integers
+
+    @model_validator(mode="after")
+    def _a_range(self):
+        if max(abs(self.low), abs(self.high)) > MAX_BOUND:
+            raise ValueError(f"low and high must lie within -{MAX_BOUND:g} and {MAX_BOUND:g}")
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("give either log or step, not both")
+        if self.step is not None and not _whole((self.high - self.low) / self.step):
+            raise ValueError(f"high - low must be a multiple of step {self.step}")
+        return self
+
+    def distribution(self):
+        whole = all(isinstance(v, int) for v in (self.low, self.high, self.step or 1))
+        if whole and not self.log_float:
+            return IntDistribution(self.low, self.high, step=self.step or 1, log=self.log)
+        return FloatDistribution(float(self.low), float(self.high), log=self.log,
+                                 step=None if self.step is None else float(self.step))
+
+
+def _whole(q: float) -> bool:
+    return math.isfinite(q) and abs(q - round(q)) <= 1e-9 * max(1.0, abs(q))
+
+
+def _spec_kind(value) -> str:
+    if isinstance(value, list):
+        return "list"
+    return "choices" if isinstance(value, dict) and "choices" in value else "range"
+
+
+ParamSpec = Annotated[Union[Annotated[Choices, Tag("list")], Annotated[ChoicesSpec, Tag("choices")],
+                            Annotated[RangeSpec, Tag("range")]], Discriminator(_spec_kind)]
+
+
+class SpaceFile(_Strict):
+    params: dict[str, ParamSpec] = Field(min_length=1, max_length=MAX_PARAMS)
+    seeds: Optional[int] = Field(None, gt=0, le=MAX_SEEDS)
+
+
 def load_space(path: str | Path, seeds: int | None = None) -> Space:
+    """The search space of a space file; ``seeds`` (``--seeds``) also searches ``training.seed`` over 1..seeds."""
     path = Path(path)
+    raw = read_document(path, "search space", SpaceError, MAX_SPACE_BYTES)
     try:
-        raw = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
-    except (OSError, yaml.YAMLError, json.JSONDecodeError) as e:
-        raise ConfigError(f"space file {path}: cannot be read ({e})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("params"), dict) or not raw["params"]:
-        raise ConfigError(f"space file {path}: needs a 'params' mapping of config fields to choices or ranges")
-    dists = {name: _distribution(path, name, spec) for name, spec in raw["params"].items()}
-    k = seeds if seeds is not None else raw.get("seeds")
+        space = SpaceFile.model_validate(raw)
+    except ValidationError as e:
+        raise SpaceError(f"space file {path}: {schema_problem(e)}; help: give each config field a list of choices "
+                         "or {low, high[, log | step]}") from None
+    for name in space.params:
+        _check_field(path, name)
+    dists = {name: _distribution(path, name, spec) for name, spec in space.params.items()}
+    if seeds is not None and (isinstance(seeds, bool) or not 0 < seeds <= MAX_SEEDS):
+        raise SpaceError(f"--seeds {seeds!r}; allowed: 1 to {MAX_SEEDS} (training.seed is searched over 1..SEEDS)")
+    k = seeds if seeds is not None else space.seeds
     if k:
-        dists["training.seed"] = CategoricalDistribution(list(range(1, int(k) + 1)))
+        if "training.seed" in dists:
+            raise SpaceError(f"space file {path}: training.seed is searched already; give it or seeds, not both")
+        dists["training.seed"] = CategoricalDistribution(list(range(1, k + 1)))
     return Space(dists)
 
 
 def _distribution(path, name, spec):
-    if isinstance(spec, list) and spec:
-        return CategoricalDistribution(spec)
-    if isinstance(spec, dict) and "choices" in spec:
-        return CategoricalDistribution(list(spec["choices"]))
-    if isinstance(spec, dict) and {"low", "high"} <= set(spec):
-        low, high = spec["low"], spec["high"]
-        if all(isinstance(v, int) for v in (low, high)) and not spec.get("log_float"):
-            return IntDistribution(low, high, step=spec.get("step", 1), log=bool(spec.get("log")))
-        return FloatDistribution(float(low), float(high), log=bool(spec.get("log")), step=spec.get("step"))
-    raise ConfigError(f"space file {path}: {name}: give a list of choices or {{low, high[, log, step]}}; got {spec!r}")
+    try:
+        return CategoricalDistribution(spec) if isinstance(spec, list) else spec.distribution()
+    except ValueError as e:  # Optuna's own checks, should one go past the schema's
+        raise SpaceError(f"space file {path}: params.{name}: {' '.join(str(e).split())}") from None
+
+
+def _check_field(path, name: str) -> None:
+    """``name`` is a dotted config field (or one of the hidden-layer shorthands), checked before any trial runs."""
+    if name in HIDDEN:
+        return
+    model: Any = Config
+    parts = name.split(".")
+    for depth, part in enumerate(parts):
+        known = getattr(model, "model_fields", {})
+        if part not in known:
+            prefix = ".".join(parts[:depth])
+            allowed = [".".join([*parts[:depth], f]) for f in known] + [h for h in HIDDEN if h.startswith(f"{prefix}.")]
+            raise SpaceError(f"space file {path}: params: {name[:100]!r} is not a config field "
+                             f"({prefix or 'the config'} has no {part[:40]!r}); "
+                             f"allowed: {', '.join(allowed) or 'nothing below ' + prefix}")
+        model = known[part].annotation
 
 
 def apply(base: dict, params: dict) -> dict:
@@ -116,6 +225,7 @@ def _pruner(name: str):
 
 
 def open_study(folder: Path, name: str, sampler: str, pruner: str, resume: bool, seed: int = 0) -> optuna.Study:
+    check_name(name, "study name")  # it names the folder under tunes/: never a path
     db = folder / "study.db"
     if db.exists() and not resume:
         raise SnnError(f"{folder} already holds a study; help: add --resume to go on, or pick another --study or --out")

@@ -12,19 +12,25 @@ so a crafted pointer can neither read nor delete anything else.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
+from ..config import MAX_EPOCHS
 from ..errors import CheckpointError
-from ..files import atomic_path, write_json
+from ..files import write_json
+from ..model import TENSOR_HEADER_BYTES, check_tensors, read_tensors, regular_size, schema_problem, write_tensors
 
 POINTER = "checkpoint.json"
 MAX_POINTER_BYTES = 64 << 20  # the history of a very long run, at most
+MAX_COUNTERS = 64
+PARAMS, STATE_PREFIX = "params", "state."
+_TENSORS = re.compile(r"^checkpoint-(0|[1-9][0-9]*)\.safetensors$")
 
 
 def tensors_name(epoch: int) -> str:
@@ -32,9 +38,11 @@ def tensors_name(epoch: int) -> str:
 
 
 class HistoryRecord(BaseModel):
+    """One line of ``history.csv``: what an epoch reached."""
+
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    epoch: int = Field(gt=0)
+    epoch: int = Field(gt=0, le=MAX_EPOCHS)
     cost: float
     train_accuracy: float = Field(ge=0, le=1)
     val_accuracy: float | None = Field(None, ge=0, le=1)
@@ -43,95 +51,95 @@ class HistoryRecord(BaseModel):
     learning_rate: float
 
 
+CounterName = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
+
+
 class Pointer(BaseModel):
+    """``checkpoint.json``: the epoch reached, the one file of its tensors, the history and the ledger's counters."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    epoch: int = Field(ge=0)
+    epoch: int = Field(ge=0, le=MAX_EPOCHS)
     tensors: str
     history: list[HistoryRecord]
-    counters: dict[str, int] = Field(default_factory=dict)
+    counters: dict[CounterName, Annotated[int, Field(ge=0)]] = Field(default_factory=dict, max_length=MAX_COUNTERS)
+
+    @field_validator("tensors")
+    @classmethod
+    def _names_its_own_file(cls, value: str, info: ValidationInfo) -> str:
+        epoch = info.data.get("epoch")
+        if epoch is None and not _TENSORS.match(value):
+            raise ValueError("must be checkpoint-EPOCH.safetensors, a file in the run folder")
+        if epoch is not None and value != tensors_name(epoch):
+            raise ValueError(f"must be {tensors_name(epoch)!r}, the file of epoch {epoch} in the run folder")
+        return value
 
     @model_validator(mode="after")
-    def _names_its_own_file(self):
-        if self.tensors != tensors_name(self.epoch):
-            raise ValueError(f"tensors must be {tensors_name(self.epoch)!r}, the file of epoch {self.epoch} "
-                             "in the run folder")
+    def _counts_its_epochs(self):
         if [r.epoch for r in self.history] != list(range(self.epoch - len(self.history) + 1, self.epoch + 1)):
             raise ValueError(f"history must count the epochs up to {self.epoch}")
-        if any(v < 0 for v in self.counters.values()):
-            raise ValueError("counters cannot be negative")
         return self
 
 
 @dataclass
 class Checkpoint:
-    flat: np.ndarray
-    state: dict[str, np.ndarray]
+    """What ``load_checkpoint`` returns: the run's state at the end of ``epoch``."""
+
+    flat: np.ndarray  # the parameters, as Params lays them out
+    state: dict[str, np.ndarray]  # the optimizer's state
     epoch: int
-    history: list[dict]
-    counters: dict[str, int] = field(default_factory=dict)
+    history: list[dict]  # one HistoryRecord as a dict per epoch, up to ``epoch``
+    counters: dict[str, int] = field(default_factory=dict)  # the ledger's counts: retries, lost_and_retried, failed
 
 
 def save_checkpoint(run_dir: Path, flat: np.ndarray, state: dict, epoch: int, history: list[dict],
                     counters: dict[str, int] | None = None) -> None:
+    """Write the tensors of ``epoch``, point ``checkpoint.json`` at them, then drop older tensor files."""
     name = tensors_name(epoch)
-    tensors = {"params": np.ascontiguousarray(flat), **{f"state.{k}": np.ascontiguousarray(v) for k, v in state.items()}}
-    with atomic_path(run_dir / name) as tmp:
-        save_file(tensors, str(tmp))
-    try:
-        previous = _pointer(run_dir)
-    except CheckpointError:
-        previous = None  # a tampered pointer names nothing we may delete
+    write_tensors(run_dir / name, {PARAMS: flat, **{STATE_PREFIX + k: v for k, v in state.items()}})
     write_json(run_dir / POINTER, {"epoch": epoch, "tensors": name, "history": history,
                                    "counters": dict(counters or {})})
-    if previous is not None and previous.tensors != name:
-        (run_dir / previous.tensors).unlink(missing_ok=True)  # checked: checkpoint-N.safetensors, here
+    # By pattern, never by what a pointer says: only checkpoint-N.safetensors of this folder go.
+    for path in run_dir.iterdir():
+        if path.name != name and _TENSORS.match(path.name) and not path.is_dir():
+            path.unlink(missing_ok=True)
 
 
 def load_checkpoint(run_dir: Path, flat: np.ndarray, state: dict[str, np.ndarray]) -> Checkpoint:
-    """The checkpoint of ``run_dir``, checked against the run's parameters ``flat`` and optimizer ``state``."""
+    """The checkpoint of ``run_dir``, checked against the run's own parameters and optimizer state.
+
+    ``flat`` and ``state`` are the fresh buffers of the run that resumes: the checkpoint
+    must hold a ``params`` tensor of ``flat``'s shape and dtype and exactly the same
+    optimizer state arrays, all finite. Anything else is a ``CheckpointError``.
+    """
     meta = _pointer(run_dir)
     if meta is None:
         raise CheckpointError(f"{run_dir}: no {POINTER}; help: only runs with checkpoints (checkpoint_every > 0, "
                               "or ended by `snn stop`, Ctrl-C or a runtime failure) can be resumed")
     path = run_dir / meta.tensors
-    try:
-        tensors = load_file(str(path))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing; the checkpoint cannot be read") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
-    expected = {"params": flat, **{f"state.{k}": v for k, v in state.items()}}
-    if set(tensors) != set(expected):
-        raise CheckpointError(f"{path}: holds tensors {sorted(tensors)}; this run's checkpoint holds {sorted(expected)}")
-    for name, like in expected.items():
-        got = tensors[name]
-        if got.shape != like.shape or got.dtype != like.dtype:
-            raise CheckpointError(f"{path}: tensor {name} is {got.dtype}{list(got.shape)}; this run needs "
-                                  f"{like.dtype}{list(like.shape)}")
-        if not np.isfinite(got).all():
-            raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite values")
-    state_out = {k[len("state."):]: v for k, v in tensors.items() if k.startswith("state.")}
-    return Checkpoint(tensors["params"], state_out, meta.epoch, [r.model_dump() for r in meta.history],
+    expected = {PARAMS: flat, **{STATE_PREFIX + k: v for k, v in state.items()}}
+    need = sum(v.nbytes for v in expected.values())
+    tensors = read_tensors(path, CheckpointError, min_bytes=need, max_bytes=need + TENSOR_HEADER_BYTES)
+    check_tensors(path, tensors, {k: (v.shape, v.dtype) for k, v in expected.items()}, CheckpointError)
+    state_out = {k[len(STATE_PREFIX):]: v for k, v in tensors.items() if k.startswith(STATE_PREFIX)}
+    return Checkpoint(tensors[PARAMS], state_out, meta.epoch, [r.model_dump() for r in meta.history],
                       dict(meta.counters))
 
 
 def _pointer(run_dir: Path) -> Pointer | None:
     path = run_dir / POINTER
+    if not path.exists():
+        return None
+    regular_size(path, CheckpointError)  # a FIFO would block the read below
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_POINTER_BYTES + 1)
-    except FileNotFoundError:
-        return None
     except OSError as e:
-        raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror or e})") from None
     if len(raw) > MAX_POINTER_BYTES:
         raise CheckpointError(f"{path}: larger than {MAX_POINTER_BYTES} bytes; it is not one snn wrote")
     try:
         return Pointer.model_validate_json(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "(top level)"
-        raise CheckpointError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}; "
-                              "help: it was changed after snn wrote it; remove it to start over with --force") from None
-
+        raise CheckpointError(f"{path}: {schema_problem(e)}; help: it was changed after snn wrote it; "
+                              "remove it to start over with --force") from None
