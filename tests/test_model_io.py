@@ -81,7 +81,7 @@ def test_corrupt_files_give_clear_errors(run, tmp_path):
 def test_failed_save_leaves_the_old_files(run, tmp_path, monkeypatch):
     import shutil
 
-    import snn.model as model_module
+    import snn.tensorfile as tensorfile
 
     folder = tmp_path / "keep"
     shutil.copytree(run.run_dir, folder)
@@ -91,7 +91,7 @@ def test_failed_save_leaves_the_old_files(run, tmp_path, monkeypatch):
         open(path, "wb").write(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(model_module, "save_file", broken)
+    monkeypatch.setattr(tensorfile, "save_file", broken)
     with pytest.raises(OSError, match="disk full"):
         run.model.save(folder)
     assert (folder / "model.safetensors").read_bytes() == before

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .core.activations import ACTIVATIONS
-from .documents import read_document
+from .documents import read_document, short
 from .errors import ConfigError
 
 ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
@@ -212,7 +212,7 @@ def set_path(raw: dict, dotted: str, value) -> None:
     for key in parents:
         raw = raw.setdefault(key, {})
         if not isinstance(raw, dict):
-            raise ConfigError(f"{'.'.join(parents)}: must be a mapping of fields to set {dotted}, got {_short(raw)}")
+            raise ConfigError(f"{'.'.join(parents)}: must be a mapping of fields to set {dotted}, got {short(raw)}")
     raw[leaf] = value
 
 
@@ -253,14 +253,8 @@ def describe(error: ValidationError, source: str) -> str:
             lines.append(f"{e['msg'].removeprefix('Value error, ')}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{field}: got {_short(e['input'])}; {msg[0].lower()}{msg[1:]}")
+            lines.append(f"{field}: got {short(e['input'])}; {msg[0].lower()}{msg[1:]}")
     return lines[0] + " " + "; ".join(lines[1:])
-
-
-def _short(value, limit: int = 60) -> str:
-    """A bad value as the user wrote it, cut short: a 5000-character name is not worth repeating."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _fields_at(loc) -> list[str]:

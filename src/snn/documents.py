@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
-from .errors import ConfigError
+from .errors import ConfigError, SnnError
 
 MAX_BYTES = 1 << 20  # 1 MiB: a config or a search space is a few hundred bytes
 MAX_DEPTH = 32
@@ -89,6 +92,8 @@ def parse_document(text: str, source: str, as_yaml: bool, error=ConfigError) -> 
 
 def read_bounded(path: Path, what: str, error=ConfigError, max_bytes: int = MAX_BYTES) -> bytes:
     """The bytes of ``path``, or ``error`` if it cannot be read or holds more than ``max_bytes``."""
+    if Path(path).exists():
+        regular_size(Path(path), error)  # a FIFO would block the read, a device would never end
     try:
         with open(path, "rb") as f:
             raw = f.read(max_bytes + 1)
@@ -119,3 +124,39 @@ def _check_plain(data, source: str, error, depth: int = 0) -> None:
     children = data.values() if isinstance(data, dict) else data if isinstance(data, list) else ()
     for child in children:
         _check_plain(child, source, error, depth + 1)
+
+
+def regular_size(path: Path, error: type[SnnError]) -> int:
+    """The size of ``path`` if it is a regular file (a FIFO or a device would block or never end)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path}: not a regular file")
+    return info.st_size
+
+
+def schema_problem(error: ValidationError) -> str:
+    """The first problem a schema found, on one line: the field, what is wrong, and the value given."""
+    first = error.errors()[0]
+    where = ".".join(_cut(p if isinstance(p, str) and p.isprintable() else repr(p), 40) for p in first["loc"])
+    where = where or "(top level)"
+    text = f"{where}: {first['msg'].removeprefix('Value error, ')}"
+    text = text.replace(f" or instance of {first.get('ctx', {}).get('class_name')}", "")  # a schema class: noise
+    if first["loc"] and first["type"] not in ("missing", "json_invalid"):
+        text += f" (got {short(first['input'])})"
+    if error.error_count() > 1:
+        text += f", and {error.error_count() - 1} more problem(s)"
+    return " ".join(text.split())
+
+
+def short(value, limit: int = 60) -> str:
+    """A value as written, cut short: a megabyte of junk is not worth repeating."""
+    return _cut(repr(value), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

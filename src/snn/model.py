@@ -14,16 +14,12 @@ Anything else is a ``ModelFileError`` of one line, never another exception.
 from __future__ import annotations
 
 import math
-import os
-import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
 
 from .config import MAX_LAYERS, MAX_UNITS
 from .core.activations import ACTIVATIONS
@@ -31,9 +27,10 @@ from .core.losses import LOSSES
 from .core.network import Network, NetworkSpec, Params, predictions
 from .core.optimizers import OPTIMIZERS, make_optimizer
 from .data.dataset import Preprocessing
-from .documents import read_document
-from .errors import ModelFileError, SnnError
-from .files import atomic_path, write_json
+from .documents import read_document, regular_size, schema_problem, short
+from .errors import ModelFileError
+from .files import write_json
+from .tensorfile import TENSOR_HEADER_BYTES, check_tensors, read_tensors, write_tensors
 
 FORMAT, VERSION = "snn-model", 1
 WEIGHTS, SIDECAR = "model.safetensors", "model.json"
@@ -41,7 +38,6 @@ OPTIMIZER_PREFIX = "optimizer."
 MAX_SIDECAR_BYTES = 16 << 20  # the architecture, the classes and a training summary: kilobytes in practice
 MAX_INPUT = 1 << 24  # inputs per example: far past any image this library reads
 MAX_CLASS_NAME = 200
-TENSOR_HEADER_BYTES = 1 << 20  # a safetensors header of a few dozen tensors is a few kilobytes
 
 
 @dataclass
@@ -258,83 +254,3 @@ def _read_sidecar(path: Path) -> SidecarFile:
     except ValidationError as e:
         raise ModelFileError(f"{path}: {schema_problem(e)}; help: it was changed after snn wrote it; "
                              "train the model again or restore its files") from None
-
-
-# --- tensor files, shared with the checkpoints ----------------------------------------------------------------------
-
-
-def write_tensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
-    """Write ``tensors`` atomically, with the mode of any new file (0666 less the umask).
-
-    safetensors writes a private file of its own (0600) and renames it, so the mode of
-    the file ``atomic_path`` created is put back afterwards.
-    """
-    with atomic_path(path) as tmp:
-        mode = stat.S_IMODE(os.stat(tmp).st_mode)
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
-        os.chmod(tmp, mode)
-
-
-def read_tensors(path: Path, error: type[SnnError], min_bytes: int, max_bytes: int) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file of ``min_bytes`` to ``max_bytes``; ``error`` of one line otherwise."""
-    size = regular_size(path, error)
-    if not min_bytes <= size <= max_bytes:
-        raise error(f"{path}: {size} bytes; its tensors take {min_bytes} to {max_bytes}: it does not hold "
-                    "the tensors its model or run needs")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, TypeError, KeyError, OverflowError) as e:
-        raise error(f"{path}: not a readable safetensors file ({' '.join(str(e).split())[:200]})") from None
-
-
-def check_tensors(path: Path, tensors: dict[str, np.ndarray], expected: dict[str, tuple],
-                  error: type[SnnError]) -> None:
-    """Exactly the ``expected`` names, each of its ``(shape, dtype)``, every value finite."""
-    if set(tensors) != set(expected):
-        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-        wrong = "; ".join(f"{what}: {short(names)}" for what, names in (("missing", missing), ("not expected", extra))
-                          if names)
-        raise error(f"{path}: tensors {wrong}; it should hold {short(sorted(expected))}")
-    for name, (shape, dtype) in expected.items():
-        got = tensors[name]
-        if got.shape != tuple(shape) or got.dtype != dtype:
-            raise error(f"{path}: tensor {name} is {got.dtype}{list(got.shape)}; "
-                        f"expected {np.dtype(dtype)}{list(shape)}")
-        if not np.isfinite(got).all():
-            raise error(f"{path}: tensor {name} holds NaN or infinite values")
-
-
-def regular_size(path: Path, error: type[SnnError]) -> int:
-    """The size of ``path`` if it is a regular file (a FIFO or a device would block or never end)."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise error(f"{path}: file not found") from None
-    except OSError as e:
-        raise error(f"{path}: cannot be read ({e.strerror or e})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise error(f"{path}: not a regular file")
-    return info.st_size
-
-
-def schema_problem(error: ValidationError) -> str:
-    """The first problem a schema found, on one line: the field, what is wrong, and the value given."""
-    first = error.errors()[0]
-    where = ".".join(_cut(p if isinstance(p, str) and p.isprintable() else repr(p), 40) for p in first["loc"])
-    where = where or "(top level)"
-    text = f"{where}: {first['msg'].removeprefix('Value error, ')}"
-    text = text.replace(f" or instance of {first.get('ctx', {}).get('class_name')}", "")  # a schema class: noise
-    if first["loc"] and first["type"] not in ("missing", "json_invalid"):
-        text += f" (got {short(first['input'])})"
-    if error.error_count() > 1:
-        text += f", and {error.error_count() - 1} more problem(s)"
-    return " ".join(text.split())
-
-
-def short(value, limit: int = 60) -> str:
-    """A value as written, cut short: a megabyte of junk is not worth repeating."""
-    return _cut(repr(value), limit)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

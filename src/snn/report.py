@@ -31,7 +31,8 @@ from .documents import read_document  # noqa: E402
 from .errors import DataError, RunFolderError  # noqa: E402
 from .files import atomic_path, read_table, write_text  # noqa: E402
 from .metrics import accuracy, confusion_matrix, per_class  # noqa: E402
-from .model import load_model, regular_size, schema_problem  # noqa: E402
+from .documents import regular_size, schema_problem  # noqa: E402
+from .model import load_model  # noqa: E402
 from .runtime.checkpoint import HistoryRecord  # noqa: E402
 from .trace import load_records  # noqa: E402
 

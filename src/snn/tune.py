@@ -39,7 +39,7 @@ from .config import Config, load_config, parse_config, set_path
 from .documents import read_document
 from .errors import ConfigError, SnnError, SpaceError
 from .files import write_json, write_text
-from .model import schema_problem, short
+from .documents import schema_problem, short
 from .names import check_name
 from .runtime.codec import decode_json
 from .runtime.keys import Keys

@@ -24,7 +24,8 @@ from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, Validatio
 from ..config import MAX_EPOCHS
 from ..errors import CheckpointError
 from ..files import write_json
-from ..model import TENSOR_HEADER_BYTES, check_tensors, read_tensors, regular_size, schema_problem, write_tensors
+from ..documents import regular_size, schema_problem
+from ..tensorfile import TENSOR_HEADER_BYTES, check_tensors, read_tensors, write_tensors
 
 POINTER = "checkpoint.json"
 MAX_POINTER_BYTES = 64 << 20  # the history of a very long run, at most
