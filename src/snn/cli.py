@@ -373,10 +373,12 @@ def play(
     from rich.text import Text
 
     from . import load_dataset, load_model
+    from .data import check_splits
 
     model = load_model(model_path)
-    ds = load_dataset(model.summary.get("dataset") or fail(f"{model_path}: which dataset? the model does not say"),
-                      data)
+    ds = check_splits(load_dataset(model.summary.get("dataset") or
+                                   fail(f"{model_path}: which dataset? the model does not say"), data),
+                      model.spec.n_input, len(model.classes))
     if model.preprocessing.kind != "image" or ds.x_test is None:
         fail("play needs an image model whose dataset has a test split")
     rng = np.random.default_rng(seed)
@@ -503,13 +505,14 @@ def evaluate(
 ):
     """Accuracy, confusion matrix, precision and recall per class on a dataset split."""
     from . import load_dataset, load_model
+    from .data import check_splits
     from .metrics import accuracy, confusion_matrix, per_class
 
     model = load_model(model_path)
     name = model.summary.get("dataset")
     if not name:
         fail(f"{model_path}: the model does not say which dataset it was trained on")
-    ds = load_dataset(name, data)
+    ds = check_splits(load_dataset(name, data), model.spec.n_input, len(model.classes))
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
     if split not in ("test", "train") or x is None:
         fail(f"split {split!r} is not available for {name}; allowed: test, train")

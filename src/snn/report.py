@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError  # noqa: E402
 
-from .data import load_dataset  # noqa: E402
+from .data import check_splits, load_dataset  # noqa: E402
 from .documents import read_document  # noqa: E402
 from .errors import DataError, RunFolderError  # noqa: E402
 from .files import atomic_path, read_table, write_text  # noqa: E402
@@ -284,17 +284,11 @@ def write_report(run_dir: str | Path, data_root=None) -> Path:
 def _test_split(run_dir: Path, name: str, data_root, model) -> tuple[np.ndarray, np.ndarray]:
     """The test split of the run's dataset, checked against the model it is to test."""
     try:
-        ds = load_dataset(name, data_root)
+        ds = check_splits(load_dataset(name, data_root), model.spec.n_input, len(model.classes))
     except DataError as e:
-        raise DataError(f"{run_dir}: the run's dataset cannot be loaded to report on: {e}") from None
+        raise DataError(f"{run_dir}: the run's dataset cannot be used to report on: {e}") from None
     if ds.x_test is None or ds.y_test is None or not len(ds.y_test):
         raise DataError(f"dataset {name!r} has no test split to report on; help: give the dataset a test split")
-    if ds.x_test.shape[1:] != tuple(model.preprocessing.shape):
-        raise DataError(f"dataset {name!r}: test examples of shape {list(ds.x_test.shape[1:])}; the model of {run_dir} "
-                        f"takes {list(model.preprocessing.shape)}; help: report on the dataset the run trained on")
-    if ds.y_test.min() < 0 or ds.y_test.max() >= len(model.classes):
-        raise DataError(f"dataset {name!r}: test labels from {ds.y_test.min()} to {ds.y_test.max()}; the model "
-                        f"knows {len(model.classes)} classes")
     return ds.x_test, ds.y_test
 
 

@@ -31,7 +31,7 @@ from .core.initializers import initial_weights
 from .core.network import Network, NetworkSpec, Params, predictions, targets
 from .core.optimizers import make_optimizer
 from .core.training import Plan, train_epochs
-from .data import Dataset, load_dataset
+from .data import Dataset, check_splits, load_dataset
 from .errors import ConfigError, SnnError, StoreError
 from .files import read_table, write_json, write_text
 from .metrics import accuracy
@@ -136,7 +136,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     started = time.perf_counter()
     dataset = load_dataset(config.data.dataset, data_root, fetch_missing=True)
     dataset = dataset.subset(config.data.subset).with_validation(config.data.validation_split, config.training.seed)
-    _check_splits(dataset)  # an unusable test split fails now, not after the whole training
+    check_splits(dataset)  # an unusable test split fails now, not after the whole training
     spec = network_spec(config, dataset)
     net, dtype, n_out = Network(spec), np.dtype(config.network.dtype), spec.layers[-1][0]
     cols = dataset.preprocessing.columns
@@ -241,14 +241,6 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     if save:
         run.run_dir = write_run(run, folder)
     return run
-
-
-def _check_splits(dataset) -> None:  # TEMPORARY until the data package has its check
-    from . import data
-
-    check = getattr(data, "check_splits", None)
-    if check:
-        check(dataset)
 
 
 def check_finite(record: dict, config: Config) -> None:

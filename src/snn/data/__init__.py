@@ -12,9 +12,10 @@ from pathlib import Path
 from ..errors import DataError
 from . import toy
 from .catalog import PUBLISHED
+from .checks import MAX_CLASSES, check_splits, reason, shown
 from .dataset import Dataset, Preprocessing
 from .fetch import ensure
-from .root import data_root
+from .root import data_root, dataset_folder
 from .tabular import load_csv, load_npz
 
 GENERATED = {"spiral": toy.spiral, "xor": toy.xor}
@@ -26,18 +27,31 @@ def dataset_names() -> list[str]:
 
 
 def load_dataset(name: str, root: str | Path | None = None, fetch_missing: bool = False) -> Dataset:
-    """Load a dataset by name (see the module docstring)."""
+    """Load a dataset by name (see the module docstring).
+
+    The dataset's ``name`` is this ``name`` made reloadable: a file's path becomes absolute
+    (``csv:data/t.csv`` -> ``csv:/home/me/data/t.csv``), so a model trained on it can find it again.
+    Every split of what is returned has passed ``check_splits``.
+    """
     kind, _, path = name.partition(":")
     if path and kind in FILE_KINDS:
-        return FILE_KINDS[kind](Path(path).expanduser())
+        return FILE_KINDS[kind](_user_path(path))
     if name in GENERATED:
         return GENERATED[name]()
     if name in PUBLISHED:
         folder = data_root(root)
+        dataset_folder(folder, name)
         if fetch_missing:
             ensure(folder, name)
         return PUBLISHED[name].load(folder / name)
-    raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(dataset_names())}")
+    raise DataError(f"unknown dataset {shown(name)}; allowed: {', '.join(dataset_names())}")
 
 
-__all__ = ["Dataset", "Preprocessing", "data_root", "dataset_names", "load_dataset"]
+def _user_path(path: str) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as e:  # ~someone who does not exist
+        raise DataError(f"{shown(path)}: {reason(e)}; help: give the file's full path") from None
+
+
+__all__ = ["MAX_CLASSES", "Dataset", "Preprocessing", "check_splits", "data_root", "dataset_names", "load_dataset"]

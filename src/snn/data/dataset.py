@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -34,7 +36,11 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Raw examples (first axis = example) with integer labels."""
+    """Raw examples (first axis = example) with integer labels.
+
+    ``name`` is what ``load_dataset`` takes to load it again (``mnist``, ``csv:/abs/path.csv``):
+    a model's summary keeps it, and ``snn evaluate`` and ``snn report`` reload from it.
+    """
 
     name: str
     x_train: np.ndarray
@@ -56,9 +62,11 @@ class Dataset:
         if not fraction:
             return self
         m = len(self.y_train)
-        n_val = int(round(m * fraction))
+        n_val = round(m * fraction) if 0 < fraction < 1 else 0
         if not 0 < n_val < m:
-            raise ValueError(f"validation_split {fraction} leaves no examples on one side of {m}")
+            raise ConfigError(f"data.validation_split {fraction} {_split_problem(fraction, n_val, m)}; allowed: "
+                              + (f"a fraction from 1/{m} ({1 / m:.4g}) to {m - 1}/{m} ({(m - 1) / m:.4g}), "
+                                 if m > 1 else "") + "or 0 for no validation split")
         order = np.random.default_rng([seed, 3]).permutation(m)
         train, val = np.sort(order[n_val:]), np.sort(order[:n_val])
         return replace(
@@ -73,4 +81,15 @@ class Dataset:
         """The first ``n_train`` training examples (for quick runs and tests)."""
         if n_train is None or n_train >= len(self.y_train):
             return self
+        if n_train < 1:
+            raise ConfigError(f"data.subset is {n_train}; allowed: a whole number of training examples >= 1")
         return replace(self, x_train=self.x_train[:n_train], y_train=self.y_train[:n_train])
+
+
+def _split_problem(fraction: float, n_val: int, m: int) -> str:
+    if not 0 < fraction < 1:
+        return "is not a fraction between 0 and 1"
+    if m < 2:
+        return f"cannot split {m} training example"
+    side = "validation" if n_val <= 0 else "training"
+    return f"holds out {max(n_val, 0)} of {m} training examples, which leaves none for {side}"
