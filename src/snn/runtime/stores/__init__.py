@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ...errors import StoreError
 from ..codec import decode, decode_json, encode, encode_json
 
 
@@ -87,7 +88,8 @@ def open_store(url: str) -> Store:
 
                 _opened[url] = RedisStore(url)
             else:
-                raise ValueError(f"unknown store URL {url!r}; allowed: memory, redis://HOST:PORT[/DB], rediss://...")
+                raise StoreError(f"unknown store URL {url!r}; allowed: memory, redis://HOST:PORT[/DB], rediss://, "
+                                 "unix://, valkey://")
         return _opened[url]
 
 

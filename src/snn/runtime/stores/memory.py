@@ -15,6 +15,7 @@ class MemoryStore:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._lists: dict[str, list[bytes]] = {}
         self._lock = threading.Lock()
+        self.clock = time.monotonic  # for expiry; a test may put its own clock here
 
     @classmethod
     def named(cls, url: str) -> MemoryStore:
@@ -36,7 +37,7 @@ class MemoryStore:
         return self.put_many({key: value}, ttl)[0]
 
     def put_many(self, items, ttl=None):
-        now = time.monotonic()
+        now = self.clock()
         expires = None if ttl is None else now + ttl
         wrote = []
         with self._lock:
@@ -48,13 +49,13 @@ class MemoryStore:
         return wrote
 
     def get_many(self, keys):
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             return [self._data[k][0] if self._live(k, now) else None for k in keys]
 
     def overwrite(self, key, value, ttl=None):
         with self._lock:
-            self._data[key] = (value, None if ttl is None else time.monotonic() + ttl)
+            self._data[key] = (value, None if ttl is None else self.clock() + ttl)
 
     def delete(self, keys):
         with self._lock:
