@@ -61,3 +61,14 @@ def test_no_store_process_outlives_its_run(tmp_path, engine, sig):
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(small(epochs=1)))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "snn", "train", str(cfg), "--engine", "ray", "--address",
+                           "127.0.0.1:1", "--store", "redis://127.0.0.1:1", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no Ray cluster answers at 127.0.0.1:1" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and time.monotonic() - started < 60

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import socket
+
 import ray
 
+from ...errors import SnnError
 from ..functions import handler
+
+CONNECT_TIMEOUT = 10.0  # seconds to reach a cluster's head before giving up with one line
+
+
+def _reachable(address: str) -> None:
+    """Fail fast, in one line, when nothing listens at a cluster address (Ray itself retries for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT).close()
+    except ValueError:
+        raise SnnError(f"Ray address {address!r} is not HOST:PORT; help: give the address `ray start --head` "
+                       "printed, e.g. 10.0.0.5:6379") from None
+    except OSError as e:
+        raise SnnError(f"no Ray cluster answers at {address} ({e.strerror or e}); help: start one with "
+                       "`ray start --head`, check the address and firewall; clusters with token authentication "
+                       "also need RAY_AUTH_MODE=token and the token in this environment (docs/deploy.md)") from None
 
 
 class RayEngine:
@@ -14,7 +35,10 @@ class RayEngine:
     def __init__(self, address: str | None = None, workers: int | None = None, **_):
         self._owner = not ray.is_initialized()
         if self._owner:
-            options = {"address": address} if address else {"num_cpus": workers}
+            if address:
+                _reachable(address)
+            # Without an address, a new local instance: never whatever cluster Ray's address file names.
+            options = {"address": address} if address else {"address": "local", "num_cpus": workers}
             ray.init(include_dashboard=False, log_to_driver=False, **options)
         # Ray must not retry on its own: the coordinator decides, and counts, every retry.
         self._remote = ray.remote(max_retries=0, num_cpus=1)(handler)
