@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import numpy as np
 import typer
 from rich.console import Console
@@ -28,7 +27,7 @@ HINTS = {ConfigError: "check the field against `snn train --help` and docs/archi
 class Commands(typer.core.TyperGroup):
     """Every command's expected failures end as one line and exit code 2, never a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except (SnnError, OSError, MemoryError) as e:
@@ -71,7 +70,7 @@ DataOpt = Annotated[Optional[Path], typer.Option("--data", help="data root (else
 
 def fail(message: str, code: int = 2, hint: str = "see `snn COMMAND --help`"):
     # Plain text on one line: rich would wrap a long path, and a wrapped message breaks the tools that read it.
-    click.echo(f"error: {message}" + ("" if "help:" in message else f"; help: {hint}"), err=True)
+    typer.echo(f"error: {message}" + ("" if "help:" in message else f"; help: {hint}"), err=True)
     raise typer.Exit(code)
 
 
@@ -347,7 +346,7 @@ def serve(
         fail(f"cannot listen on {host}:{port}: {e.strerror or e}; help: choose another --port or --host")
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    click.echo(f"snn serving {model_path} on http://{shown}:{bound}/ (Ctrl-C to stop)")
+    typer.echo(f"snn serving {model_path} on http://{shown}:{bound}/ (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(app_, log_level="warning"))
     server.run(sockets=[sock])
 
@@ -491,7 +490,7 @@ def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
         try:
             open_store(info.store).overwrite(Keys(info.run_id).stop, b"1", 3600)
         except SnnError as e:  # the file flag alone still stops the run
-            click.echo(f"note: could not reach the run's store ({e}); the coordinator will still stop", err=True)
+            typer.echo(f"note: could not reach the run's store ({e}); the coordinator will still stop", err=True)
     console.print(f"Stop requested for {run_dir}; the run ends after its current step, with a checkpoint.",
                   soft_wrap=True)
 
