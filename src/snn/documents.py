@@ -98,7 +98,7 @@ def read_bounded(path: Path, what: str, error=ConfigError, max_bytes: int = MAX_
         with open(path, "rb") as f:
             raw = f.read(max_bytes + 1)
     except OSError as e:
-        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
+        raise error(f"cannot read {what} {path}: {e.strerror or e}; help: check the path and its permissions") from None
     if len(raw) > max_bytes:
         raise error(f"{path}: larger than {max_bytes} bytes, more than a {what} takes")
     return raw
