@@ -1,5 +1,7 @@
 """The web page in a real browser: Debian's Chromium driven by Playwright, on loopback."""
 
+import json
+import shutil
 import socket
 import threading
 import time
@@ -52,14 +54,18 @@ def serving(folder):
 
 
 @pytest.fixture(scope="module")
-def page():
+def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: `make test` installs Debian's chromium")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return browser.new_page(viewport={"width": 1200, "height": 900})
 
 
 def test_upload_a_cat_open_a_neuron_and_see_the_run(server, page, cat, tmp_path):
@@ -109,3 +115,49 @@ def test_draw_a_digit_on_the_canvas(mnist_server, page):
     assert page.inner_text("#label").split(" ")[0] in [str(d) for d in range(10)]
     assert page.locator("#layers .cell").count() == 16 + 16 + 10
     page.screenshot(path=str(ARTIFACTS / "draw.png"), full_page=True)
+
+
+# Class names as an attacker would write them into model.json: markup, an event handler, a script.
+HOSTILE = ['<img src=x onerror="window.__pwned=1;alert(1)">', "<script>window.__pwned=2;alert(2)</script>"]
+
+
+@pytest.fixture(scope="module")
+def hostile_server(cat_run_dir, tmp_path_factory):
+    """The cat model, copied, with HTML and script for class names."""
+    folder = tmp_path_factory.mktemp("hostile") / "model"
+    folder.mkdir()
+    for name in ("model.json", "model.safetensors"):
+        shutil.copy(cat_run_dir / name, folder / name)
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, "classes": HOSTILE}))
+    yield from serving(folder)
+
+
+def test_class_names_holding_html_and_script_are_shown_as_text(hostile_server, browser, cat, tmp_path):
+    image = tmp_path / "cat.png"
+    Image.fromarray(cat.x_test[1]).save(image)
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    # Anything the policy blocks is recorded: an injected handler would be, and so would inline code of ours.
+    page.add_init_script("window.__violations = []; document.addEventListener('securitypolicyviolation',"
+                         " (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));")
+    try:
+        response = page.goto(hostile_server + "/")
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        page.wait_for_function("() => document.getElementById('model-name').textContent.includes('classes:')")
+        page.set_input_files("#upload", str(image))
+        page.wait_for_selector("#bars .bar")
+        page.screenshot(path=str(ARTIFACTS / "hostile-classes.png"), full_page=True)
+
+        assert page.locator("#bars .bar span:first-child").all_inner_texts() == HOSTILE
+        assert page.inner_text("#label").split(" (")[0] in HOSTILE
+        assert all(name in page.inner_text("#model-name") for name in HOSTILE)
+        widths = [bar.bounding_box()["width"] for bar in page.locator("#bars .bar div").all()]
+        assert max(widths) >= 99  # the likelier class's bar, 200 px * p, styled through the DOM under the policy
+        assert page.evaluate("() => document.querySelectorAll('body img, body script:not([src])').length") == 0
+        assert page.evaluate("() => window.__pwned") is None
+        assert page.evaluate("() => window.__violations") == []
+        assert dialogs == []
+    finally:
+        page.close()

@@ -157,8 +157,9 @@ def test_a_store_that_dies_leaves_a_checkpoint_and_resume_ends_as_an_unbroken_ru
     np.testing.assert_allclose(resumed.model.params.flat, whole.model.params.flat, rtol=0, atol=1e-12)
 
 
-def test_a_stuck_single_unit_is_retried_at_its_timeout(monkeypatch):
-    """A stage of one unit runs on the pool like any other, so its timeout applies."""
+def test_a_stuck_single_unit_is_retried_at_its_timeout(monkeypatch, valkey):
+    """A unit that talks to a remote store can wait on it: even alone in its stage it runs on
+    the pool, where its timeout applies, and never in the coordinator's thread."""
     from snn.runtime.engines import local
 
     release, calls = threading.Event(), []
@@ -171,7 +172,7 @@ def test_a_stuck_single_unit_is_retried_at_its_timeout(monkeypatch):
         return real(event)
 
     monkeypatch.setattr(local, "handler", first_call_hangs)
-    cfg = {**small(epochs=1), "runtime": {"granularity": "layer", "unit_timeout": 1.0}}
+    cfg = {**small(epochs=1), "runtime": {"granularity": "layer", "store": valkey, "unit_timeout": 1.0}}
     try:
         run = snn.train(cfg, save=False)
     finally:
@@ -241,3 +242,30 @@ def test_debug_shows_the_traceback(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     result = cli("--debug", "train", tmp_path / "bad.json")
     assert result.exit_code != 0 and isinstance(result.exception, snn.ConfigError)
+
+
+def test_serve_announces_only_an_address_it_listens_on(cat_run_dir):
+    import socket
+    import urllib.request
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    taken = busy.getsockname()[1]
+    try:
+        refused = subprocess.run([sys.executable, "-m", "snn", "serve", str(cat_run_dir), "--port", str(taken)],
+                                 capture_output=True, text=True, timeout=60)
+    finally:
+        busy.close()
+    assert refused.returncode == 2 and f"cannot listen on 127.0.0.1:{taken}" in refused.stderr
+    assert "serving" not in refused.stdout
+    proc = subprocess.Popen([sys.executable, "-m", "snn", "serve", str(cat_run_dir), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # printed once the socket is bound
+        url = line.split(" on ")[1].split()[0]
+        with urllib.request.urlopen(url + "health", timeout=30) as answer:
+            assert json.loads(answer.read()) == {"status": "ok"}
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -334,13 +334,14 @@ def serve(
         from .service import create_app
     except ImportError as e:
         fail(f"the service needs {e.name!r}; help: pip install 'serverless-nn[serve]'")
-    app_ = create_app(model_path, allowed_hosts=allowed_host)
+    app_ = create_app(model_path, allowed_hosts=[host, *(allowed_host or [])])
     # Bind first, announce after: the address printed is one that is really listening.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # connections queue from now on: the address printed below answers
     except OSError as e:
         sock.close()
         fail(f"cannot listen on {host}:{port}: {e.strerror or e}; help: choose another --port or --host")

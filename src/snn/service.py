@@ -13,32 +13,70 @@
 The model is loaded once and shared. Arrays arrive raw, as in the training data
 (pixels 0..255), and are preprocessed exactly as in training. The server never
 fetches anything a client names.
+
+Nothing a client sends, and nothing in the model or run folder, is trusted
+(docs/security.md). Bodies are bounded before they are read in full; the Host header
+must name this server (against DNS rebinding); every answer carries a
+Content-Security-Policy without inline script; decoding and inference run on a few
+worker threads, so the event loop always answers; every error is JSON
+``{"error": "..."}``, and a 5xx is a bug (or a run file that cannot be read: 503).
 """
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import io
 import json
-import warnings
+import logging
+import math
+import os
+import re
+import stat
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
-from starlette.datastructures import UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .files import read_table
+from .errors import ConfigError
 from .images import as_input
 from .model import Model, load_model
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # one image
+MAX_FORM_BYTES = 32 * 1024 * 1024  # a whole multipart body: a batch of uploads
+MAX_JSON_BYTES = 8 * 1024 * 1024  # 256 MNIST images as JSON numbers take about 1 MB
 MAX_PIXELS = 16 * 1024 * 1024  # decompression-bomb guard: far above any model's input
 MAX_BATCH = 256
+MAX_RUN_FILE_BYTES = 32 * 1024 * 1024  # the tail of a run's CSV that the dashboard reads
+MAX_CSV_HEADER = 64 * 1024
+INFERENCE_THREADS = min(4, os.cpu_count() or 1)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 WEB = Path(__file__).parent / "web"
+
+# The page is three files of our own: nothing inline, nothing from elsewhere, never in a frame.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = [(k.encode(), v.encode()) for k, v in {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
+    "cross-origin-opener-policy": "same-origin",
+}.items()]
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_.])?")
+
+log = logging.getLogger(__name__)
 
 
 class ArrayInput(BaseModel):
@@ -60,17 +98,47 @@ def _fail(status: int, message: str):
     raise HTTPException(status_code=status, detail=message)
 
 
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+# --- inputs: JSON arrays and images, each checked before the model sees it -------------------------------------------
+
+
 def _from_array(model: Model, value: Any) -> np.ndarray:
     shape = model.preprocessing.shape
     try:
         x = np.asarray(value, dtype=np.float64)
-    except (ValueError, TypeError):
-        _fail(422, f"input must be an array of numbers of shape {list(shape)}")
+    except (ValueError, TypeError, OverflowError, RecursionError):  # ragged, not numbers, or 10**400
+        _fail(422, f"input must be an array of finite numbers of shape {list(shape)}")
     if x.shape != tuple(shape):
         _fail(422, f"input has shape {list(x.shape)}; this model takes {list(shape)}")
     if not np.isfinite(x).all():
         _fail(422, "input holds NaN or infinity; only finite numbers are allowed")
     return x
+
+
+def _from_json(model: Model, body: bytes, many: bool) -> np.ndarray:
+    """The examples of a JSON body (in a worker thread: parsing a few MB takes a while)."""
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        _fail(400, "the JSON is nested too deeply")
+    except json.JSONDecodeError as e:
+        _fail(400, f"the body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})")
+    except UnicodeDecodeError:
+        _fail(400, "the body is not valid JSON: it is not UTF-8 text")
+    except ValueError:  # Python converts integers of at most 4300 digits
+        _fail(400, "the body is not valid JSON here: a number in it has thousands of digits")
+    try:
+        parsed = BatchInput.model_validate(payload) if many else ArrayInput.model_validate(payload)
+    except (ValueError, RecursionError):
+        _fail(422, f"expected JSON {{\"{'inputs' if many else 'input'}\": ...}} with "
+                   f"{'a list of arrays' if many else 'an array'} of shape {list(model.preprocessing.shape)}")
+    values = parsed.inputs if many else [parsed.input]
+    if not values:
+        _fail(422, "no inputs given")
+    return np.stack([_from_array(model, v) for v in values])
 
 
 def _from_image(model: Model, data: bytes, name: str) -> np.ndarray:
@@ -81,23 +149,52 @@ def _from_image(model: Model, data: bytes, name: str) -> np.ndarray:
         _fail(400, f"{name}: the upload is empty")
     if len(data) > MAX_UPLOAD_BYTES:
         _fail(413, f"{name}: {len(data)} bytes; uploads are limited to {MAX_UPLOAD_BYTES} bytes")
+    # No warnings.catch_warnings here: it is not thread-safe. Pillow's bomb warning (at 89 Mpx) comes
+    # after our own, lower, limit below; where warnings are errors (the tests) it is caught as one.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                if img.format not in ("PNG", "JPEG"):
-                    _fail(415, f"{name}: a {img.format} image; allowed: PNG or JPEG")
-                if img.width * img.height > MAX_PIXELS:
-                    _fail(413, f"{name}: {img.width}x{img.height} pixels; at most {MAX_PIXELS} are accepted")
-                return as_input(img, shape).astype(np.float64)
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in ("PNG", "JPEG"):
+                _fail(415, f"{name}: a {img.format} image; allowed: PNG or JPEG")
+            if img.width * img.height > MAX_PIXELS:
+                _fail(413, f"{name}: {img.width}x{img.height} pixels; at most {MAX_PIXELS} are accepted")
+            return as_input(img, shape).astype(np.float64)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         _fail(413, f"{name}: too many pixels (a decompression bomb?)")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
         _fail(400, f"{name}: not a readable PNG or JPEG image ({type(e).__name__})")
 
 
+async def _uploads(request: Request, many: bool) -> list[tuple[bytes, str]]:
+    """The uploaded files' bytes (each read to one byte past its limit) and names."""
+    field, most = ("files", MAX_BATCH) if many else ("file", 1)
+    async with request.form(max_files=MAX_BATCH + 1, max_fields=MAX_BATCH + 1) as form:
+        files = [f for f in form.getlist(field) if isinstance(f, UploadFile)] or \
+                [f for f in form.values() if isinstance(f, UploadFile)]
+        if not files:
+            _fail(400, f"no file in the upload; send it as the form field '{field}'")
+        if len(files) > most:
+            _fail(413, f"{len(files)} files; at most {most} per request")
+        return [(await f.read(MAX_UPLOAD_BYTES + 1), _shown(f.filename or "upload")) for f in files]
+
+
+def _shown(name: str) -> str:
+    """A client's file name as our messages quote it: printable, on one line, short."""
+    return "".join(c if c.isprintable() else "?" for c in name[:80])
+
+
+# --- the model's answers, computed on worker threads --------------------------------------------------------------
+
+
+def _finite(*arrays: np.ndarray) -> None:
+    if not all(np.isfinite(a).all() for a in arrays):
+        _fail(422, "the input drives the network to infinity or NaN; send raw values in the range it was "
+                   "trained on (e.g. pixels 0..255)")
+
+
 def _predict(model: Model, raw: np.ndarray) -> list[dict]:
-    probs = model.class_probabilities(model.preprocessing.columns(raw, model.dtype))
+    with np.errstate(all="ignore"):  # an overflow shows as inf or NaN, refused just below
+        probs = model.class_probabilities(model.preprocessing.columns(raw, model.dtype))
+    _finite(probs)
     out = []
     for p in probs.T:
         k = int(p.argmax())
@@ -106,75 +203,90 @@ def _predict(model: Model, raw: np.ndarray) -> list[dict]:
     return out
 
 
-async def _examples(request: Request, model: Model, many: bool) -> np.ndarray:
+def _explain(model: Model, raw: np.ndarray) -> dict:
+    net = model.network
+    with np.errstate(all="ignore"):
+        cache = net.forward(model.params, model.preprocessing.columns(raw, model.dtype))
+        output = net.activations[-1].forward(cache.Z[-1])
+    activations = cache.A[1:-1] + [output]
+    _finite(*activations)
+    layers = [{"units": int(a.shape[0]), "activation": g.name, "a": a[:, 0].tolist()}
+              for a, g in zip(activations, net.activations)]
+    return {**_predict(model, raw)[0], "layers": layers, "input": raw[0].tolist() if raw[0].size <= 4096 else None}
+
+
+class _Workers:
+    """Decoding and inference off the event loop, at most INFERENCE_THREADS at a time.
+
+    A thread pool of its own (not the event loop's limiter) works under any event loop,
+    including the one per request that a test client without ``with`` starts. Its idle
+    threads end when the app is garbage-collected.
+    """
+
+    def __init__(self, threads: int = INFERENCE_THREADS):
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="snn-inference")
+
+    async def run(self, fn, *args):
+        return await asyncio.wrap_future(self.pool.submit(fn, *args))
+
+
+async def _examples(request: Request, model: Model, workers: _Workers, many: bool) -> np.ndarray:
     """The request's examples, raw, stacked: from uploads or from JSON."""
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
-        form = await request.form()
-        files = [f for f in form.getlist("files" if many else "file") if isinstance(f, UploadFile)] or \
-                [f for f in form.values() if isinstance(f, UploadFile)]
-        if not files:
-            _fail(400, f"no file in the upload; send it as the form field '{'files' if many else 'file'}'")
-        if len(files) > (MAX_BATCH if many else 1):
-            _fail(413, f"{len(files)} files; at most {MAX_BATCH if many else 1} per request")
-        return np.stack([_from_image(model, await f.read(MAX_UPLOAD_BYTES + 1), f.filename or "upload") for f in files])
+        uploads = await _uploads(request, many)
+        return await workers.run(lambda: np.stack([_from_image(model, data, name) for data, name in uploads]))
     if kind.startswith("application/json"):
         body = await request.body()
         if not body:
             _fail(400, "the request body is empty")
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            _fail(400, "the body is not valid JSON")
-        try:
-            parsed = BatchInput.model_validate(payload) if many else ArrayInput.model_validate(payload)
-        except ValueError:
-            _fail(422, f"expected JSON {{\"{'inputs' if many else 'input'}\": ...}} with "
-                       f"{'a list of arrays' if many else 'an array'} of shape {list(model.preprocessing.shape)}")
-        values = parsed.inputs if many else [parsed.input]
-        if not values:
-            _fail(422, "no inputs given")
-        return np.stack([_from_array(model, v) for v in values])
-    _fail(415, f"content type {kind or 'none'!r}; send multipart/form-data with an image, or application/json")
+        return await workers.run(_from_json, model, body, many)
+    _fail(415, f"content type {kind[:100] or 'none'!r}; send multipart/form-data with an image, or application/json")
 
 
-def create_app(path: str | Path) -> FastAPI:
-    """An app serving the model at ``path`` (a model folder or a run folder)."""
+# --- the app ---------------------------------------------------------------------------------------------------------
+
+
+def create_app(path: str | Path, allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+    """An app serving the model at ``path`` (a model folder or a run folder).
+
+    Requests must name this server in their Host header (any port): 127.0.0.1,
+    localhost or ::1, or one of ``allowed_hosts``: host names or IP addresses without
+    scheme or port, such as the address bound to or the name a reverse proxy forwards;
+    ``"*"`` accepts any Host (only behind a proxy that checks it). A bad name there,
+    or a model that does not load, is an ``SnnError`` of one line.
+    """
     path = Path(path)
+    hosts = _allowed_hosts(allowed_hosts or ())
     model = load_model(path)
-    net = model.network
+    is_run = _is_run(path)
+    description = _describe(model, is_run)
+    workers = _Workers()
     app = FastAPI(title="snn prediction service", version="1", docs_url=None, redoc_url=None,
                   description="Predictions, and a look inside every neuron, of one snn model.")
 
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> dict:  # async: it answers from the event loop itself, so it shows the loop is free
         return {"status": "ok"}
 
     @app.get("/model")
     def describe() -> dict:
-        meta = json.loads((path if path.is_dir() else path.parent).joinpath("model.json").read_text())
-        return {"architecture": meta["architecture"], "classes": meta["classes"],
-                "preprocessing": meta["preprocessing"], "training": meta["training"], "is_run": _is_run(path)}
+        return description
 
     @app.post("/predict", response_model=Prediction, responses={400: {}, 413: {}, 415: {}, 422: {}},
               openapi_extra=_body_doc(many=False))
     async def predict(request: Request) -> dict:
-        return _predict(model, await _examples(request, model, many=False))[0]
+        raw = await _examples(request, model, workers, many=False)
+        return (await workers.run(_predict, model, raw))[0]
 
     @app.post("/predict/batch", response_model=list[Prediction], responses={400: {}, 413: {}, 415: {}, 422: {}},
               openapi_extra=_body_doc(many=True))
     async def predict_batch(request: Request) -> list[dict]:
-        return _predict(model, await _examples(request, model, many=True))
+        return await workers.run(_predict, model, await _examples(request, model, workers, many=True))
 
     @app.post("/explain", responses={400: {}, 413: {}, 415: {}, 422: {}}, openapi_extra=_body_doc(many=False))
     async def explain(request: Request) -> dict:
-        raw = await _examples(request, model, many=False)
-        cache = net.forward(model.params, model.preprocessing.columns(raw, model.dtype))
-        A = model.network.activations[-1].forward(cache.Z[-1])
-        layers = [{"units": int(a.shape[0]), "activation": g.name, "a": a[:, 0].tolist()}
-                  for a, g in zip(cache.A[1:-1] + [A], net.activations)]
-        return {**_predict(model, raw)[0], "layers": layers,
-                "input": raw[0].tolist() if raw[0].size <= 4096 else None}
+        return await workers.run(_explain, model, await _examples(request, model, workers, many=False))
 
     @app.get("/neuron/{layer}/{unit}")
     def neuron(layer: int, unit: int) -> dict:
@@ -185,15 +297,15 @@ def create_app(path: str | Path) -> FastAPI:
             _fail(404, f"unit {unit}: layer {layer} has units 0..{W.shape[0] - 1}")
         shape = list(model.preprocessing.shape) if layer == 1 else [W.shape[1]]
         return {"layer": layer, "unit": unit, "bias": float(b[unit, 0]), "shape": shape,
-                "weights": W[unit].tolist(), "activation": net.activations[layer - 1].name}
+                "weights": W[unit].tolist(), "activation": model.network.activations[layer - 1].name}
 
     @app.get("/run/history")
     def history() -> list[dict]:
-        return _read_csv(_run_file(path, "history.csv"))
+        return _read_run_table(_run_file(path, is_run, "history.csv"))
 
     @app.get("/run/invocations")
     def invocations(limit: int = 5000) -> list[dict]:
-        rows = _read_csv(_run_file(path, "invocations.csv"), missing_ok=True)
+        rows = _read_run_table(_run_file(path, is_run, "invocations.csv"), missing_ok=True)
         return rows[-max(1, min(limit, 50_000)):]
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
@@ -202,29 +314,225 @@ def create_app(path: str | Path) -> FastAPI:
     def page():
         return FileResponse(WEB / "index.html")
 
-    @app.exception_handler(HTTPException)
-    async def errors(request: Request, exc: HTTPException):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)  # ours, and the router's 404 and 405
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
 
+    @app.exception_handler(RequestValidationError)  # a path or query parameter of the wrong type
+    async def parameter_error(request: Request, exc: RequestValidationError):
+        problems = ["/".join(map(str, e["loc"])) + f": {e['msg']}" for e in exc.errors()[:3]]
+        return _error(422, "; ".join(problems))
+
+    # Added innermost first: the guard sees every answer, then the Host check, then the body limit.
+    app.add_middleware(BodyLimit)
+    app.add_middleware(HostCheck, allowed=hosts)
+    app.add_middleware(Guard)
     return app
 
 
+def _describe(model: Model, is_run: bool) -> dict:
+    """What /model answers, from the model as loaded and checked (never the file read again)."""
+    return {"architecture": {"n_input": model.spec.n_input,
+                             "layers": [{"units": u, "activation": a} for u, a in model.spec.layers],
+                             "loss": model.spec.loss, "dtype": str(model.dtype)},
+            "classes": list(model.classes), "preprocessing": model.preprocessing.to_json(),
+            "training": model.summary, "is_run": is_run}
+
+
+# --- the Host check ------------------------------------------------------------------------------------------------
+
+
+def _allowed_hosts(extra: Iterable[str]) -> frozenset[str]:
+    """The loopback names and ``extra``, each checked to be a bare host name or address."""
+    names = set(LOOPBACK_HOSTS)
+    for given in extra:
+        name = _host_name(given) if given.startswith("[") else given.strip().lower().rstrip(".")
+        if name != "*" and not _HOST_NAME.fullmatch(name) and not _is_ipv6(name):
+            raise ConfigError(f"allowed host {given[:100]!r}: not a host name or IP address; allowed: a name such "
+                              "as snn.example.org, an address such as 10.0.0.5 or ::1, or '*' for any; "
+                              "help: give it without scheme, port or path")
+        names.add(name)
+    return frozenset(names)
+
+
+def _is_ipv6(name: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(name).version == 6
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    """The name a Host header gives, lower case, without its port; an IPv6 address without brackets."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[1:end] if end > 0 else value
+    return (value.rsplit(":", 1)[0] if value.count(":") == 1 else value).rstrip(".")
+
+
+def _header(scope, name: bytes) -> str:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), "")
+
+
+class HostCheck:
+    """A request whose Host is not this server's name is refused (400): a page on another site
+    that rebinds its DNS name to 127.0.0.1 sends its own name, so it cannot read this server."""
+
+    def __init__(self, app, allowed: frozenset[str]):
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and "*" not in self.allowed:
+            host = _header(scope, b"host")
+            if _host_name(host) not in self.allowed:
+                names = ", ".join(sorted(self.allowed))
+                return await _error(400, f"Host {host[:100]!r} is not a name of this server; allowed: {names}; "
+                                         "help: start it with `snn serve --allowed-host NAME` for a name of "
+                                         "yours")(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+# --- the body limit ------------------------------------------------------------------------------------------------
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """A request body larger than its limit is refused (413) before it is read in full:
+    by its Content-Length when it gives one, by counting as it arrives when it does not."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        form = _header(scope, b"content-type").lower().startswith("multipart/")
+        limit = MAX_FORM_BYTES if form else MAX_JSON_BYTES
+        declared = _header(scope, b"content-length")
+        if declared and not declared.isdigit():
+            return await _error(400, f"Content-Length {declared[:40]!r} is not a number")(scope, receive, send)
+        if declared and int(declared) > limit:
+            return await _too_large(limit, form)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await _too_large(limit, form)(scope, receive, send)
+
+
+def _too_large(limit: int, form: bool) -> JSONResponse:
+    what = "a multipart upload" if form else "a JSON or other body"
+    return _error(413, f"the request body is over {limit} bytes, the limit for {what}; "
+                       "help: send fewer examples per request")
+
+
+# --- the last line: headers on every answer, and no traceback ever ------------------------------------------------
+
+
+class Guard:
+    """Adds the security headers to every answer, and turns an exception that escaped
+    everything else into a JSON 500 (its traceback goes to the server's log, never to
+    the client). Outermost, so it covers the Host check and the body limit too."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def with_headers(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception as e:
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await _error(500, f"internal error ({type(e).__name__}): a bug in snn; help: report it with the "
+                              "server's log")(scope, receive, with_headers)
+
+
+# --- the run's files -----------------------------------------------------------------------------------------------
+
+
 def _is_run(path: Path) -> bool:
-    return (path / "history.csv").exists() or (path / "config.json").exists()
+    return path.is_dir() and ((path / "history.csv").exists() or (path / "config.json").exists())
 
 
-def _run_file(path: Path, name: str) -> Path:
-    if not path.is_dir() or not _is_run(path):
+def _run_file(path: Path, is_run: bool, name: str) -> Path:
+    if not is_run:
         _fail(404, "this server was started on a model, not a run folder: there is no run to show")
     return path / name
 
 
-def _read_csv(path: Path, missing_ok: bool = False) -> list[dict]:
-    if not path.exists():
+def _read_run_table(path: Path, missing_ok: bool = False) -> list[dict]:
+    """A run's CSV as JSON rows; of a long file only the last MAX_RUN_FILE_BYTES (a ledger grows)."""
+    try:
+        raw = _tail(path)
+    except FileNotFoundError:
         if missing_ok:
             return []
         _fail(404, f"{path.name} is not written yet")
-    return read_table(path)
+    except OSError as e:
+        _fail(503, f"{path.name} cannot be read ({e.strerror or type(e).__name__}); help: serve a run folder "
+                   "that snn wrote, holding plain files")
+    try:
+        rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error) as e:
+        _fail(503, f"{path.name} is not a table snn wrote ({type(e).__name__}); help: serve a run folder "
+                   "that snn wrote")
+    return [{k: _cell(v) for k, v in row.items() if isinstance(k, str)} for row in rows]
+
+
+def _tail(path: Path) -> bytes:
+    """The header line and the last whole lines of a regular file (never a link, a FIFO or a device)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        header = f.readline(MAX_CSV_HEADER)
+        start = max(f.tell(), os.fstat(fd).st_size - MAX_RUN_FILE_BYTES)
+        f.seek(start)
+        body = f.read(MAX_RUN_FILE_BYTES)
+    if start > len(header):  # the read began inside a row: drop what is left of it
+        body = body.partition(b"\n")[2]
+    return header + body
+
+
+def _cell(value: str | None):
+    """A CSV cell as JSON: empty (or a short row's missing cell) as null, numbers, booleans,
+    and NaN or infinity (which JSON has not) as null."""
+    if value is None or value == "":
+        return None
+    if value in ("True", "False"):
+        return value == "True"
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if math.isfinite(number) else None
 
 
 def _body_doc(many: bool) -> dict:

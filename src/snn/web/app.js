@@ -6,9 +6,16 @@ let lastInput = null; // {kind: "file", file} or {kind: "array", input}
 
 async function api(path, options) {
   const response = await fetch(path, options);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
+  const body = await response.json().catch(() => ({})); // a proxy's error page is not JSON
+  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
   return body;
+}
+
+// The least and greatest of many numbers (spreading a first layer's weights into Math.min overflows the stack).
+function extent(values) {
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  return [lo, hi];
 }
 
 function colour(value, lo, hi) {
@@ -27,17 +34,25 @@ function request(path) {
                      body: JSON.stringify({ input: lastInput.input }) });
 }
 
+// An element with a class and children; strings become text nodes, so nothing is parsed as HTML.
+function element(tag, className = "", children = []) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  node.append(...(typeof children === "string" ? [children] : children));
+  return node;
+}
+
 async function predict() {
   $("error").textContent = "";
   try {
     const result = await request("/explain");
     $("label").textContent = `${result.label} (${(100 * result.probability).toFixed(1)}%)`;
-    $("bars").innerHTML = "";
+    // Class names come from the model file: they are text, never markup.
+    $("bars").replaceChildren();
     for (const [name, p] of Object.entries(result.probabilities)) {
-      const row = document.createElement("div");
-      row.className = "bar";
-      row.innerHTML = `<span>${name}</span><div style="width:${Math.round(200 * p)}px"></div><span>${p.toFixed(3)}</span>`;
-      $("bars").appendChild(row);
+      const bar = element("div");
+      bar.style.width = `${Math.round(200 * p)}px`;
+      $("bars").appendChild(element("div", "bar", [element("span", "", name), bar, element("span", "", p.toFixed(3))]));
     }
     showLayers(result.layers);
   } catch (e) {
@@ -46,12 +61,10 @@ async function predict() {
 }
 
 function showLayers(layers) {
-  $("layers").innerHTML = "";
+  $("layers").replaceChildren();
   layers.forEach((layer, i) => {
-    const row = document.createElement("div");
-    row.className = "layer";
-    row.innerHTML = `<b>layer ${i + 1}</b>`;
-    const lo = Math.min(...layer.a), hi = Math.max(...layer.a);
+    const row = element("div", "layer", [element("b", "", `layer ${i + 1}`)]);
+    const [lo, hi] = extent(layer.a);
     layer.a.forEach((a, unit) => {
       const cell = document.createElement("div");
       cell.className = "cell";
@@ -69,7 +82,13 @@ function showLayers(layers) {
 async function showNeuron(layer, unit, activation, cell) {
   document.querySelectorAll(".cell.selected").forEach((c) => c.classList.remove("selected"));
   cell.classList.add("selected");
-  const n = await api(`/neuron/${layer}/${unit}`);
+  let n;
+  try {
+    n = await api(`/neuron/${layer}/${unit}`);
+  } catch (e) {
+    $("error").textContent = e.message;
+    return;
+  }
   $("neuron").hidden = false;
   $("neuron-title").textContent = `Layer ${layer}, neuron ${unit} (${n.activation})`;
   $("neuron-facts").textContent = `bias ${n.bias.toFixed(5)}, activation ${activation.toFixed(5)}, ${n.weights.length} incoming weights`;
@@ -79,7 +98,7 @@ async function showNeuron(layer, unit, activation, cell) {
 function drawWeights(w, shape) {
   const canvas = $("weights"), ctx = canvas.getContext("2d");
   const [h, wd, ch] = shape.length >= 2 ? [shape[0], shape[1], shape[2] || 1] : [1, shape[0], 1];
-  const lo = Math.min(...w), hi = Math.max(...w);
+  const [lo, hi] = extent(w);
   const img = ctx.createImageData(wd, h);
   for (let i = 0; i < h * wd; i++) {
     for (let c = 0; c < 3; c++) {
@@ -135,7 +154,7 @@ function drawCurves(history) {
   for (const [key, stroke] of series) {
     const ys = history.map((r) => r[key]).filter((v) => v !== null);
     if (!ys.length) continue;
-    const hi = key === "cost" ? Math.max(...ys) : 1;
+    const hi = key === "cost" ? extent(ys)[1] : 1;
     ctx.strokeStyle = stroke; ctx.beginPath();
     history.forEach((r, i) => {
       if (r[key] === null) return;
@@ -147,8 +166,9 @@ function drawCurves(history) {
     ctx.stroke();
     ctx.fillStyle = stroke; ctx.fillText(key, canvas.width - 110, 14 + 14 * series.findIndex((s) => s[0] === key));
   }
+  const last = history[n - 1]; // a run file's cells may be null: nothing here assumes a number
   ctx.fillStyle = "#222";
-  ctx.fillText(`epoch ${history[n - 1].epoch}: cost ${history[n - 1].cost.toFixed(5)}`, pad, 14);
+  ctx.fillText(`epoch ${last.epoch}: cost ${typeof last.cost === "number" ? last.cost.toFixed(5) : "?"}`, pad, 14);
 }
 
 function drawGantt(rows) {
@@ -156,7 +176,7 @@ function drawGantt(rows) {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (!rows.length) { ctx.fillText("no invocations: this run trained in process", 10, 20); return; }
   const workers = [...new Set(rows.map((r) => r.worker || "coordinator"))];
-  const t0 = Math.min(...rows.map((r) => r.start)), t1 = Math.max(...rows.map((r) => r.end));
+  const t0 = extent(rows.map((r) => r.start))[0], t1 = extent(rows.map((r) => r.end))[1];
   const lane = (canvas.height - 10) / workers.length;
   for (const r of rows) {
     const x = 5 + (canvas.width - 10) * (r.start - t0) / (t1 - t0 || 1);
@@ -177,7 +197,12 @@ async function refreshRun() {
 }
 
 async function start() {
-  model = await api("/model");
+  try {
+    model = await api("/model");
+  } catch (e) {
+    $("model-name").textContent = `the model cannot be shown: ${e.message}`;
+    return;
+  }
   const a = model.architecture;
   $("model-name").textContent = `${a.n_input}-${a.layers.map((l) => l.units).join("-")} ` +
     `(${a.layers.map((l) => l.activation).join(", ")}), classes: ${model.classes.join(", ")}`;
