@@ -14,13 +14,14 @@ class LocalEngine:
     name = "local"
     shared_memory = True
 
-    def __init__(self, workers: int | None = None, **_):
+    def __init__(self, workers: int | None = None, inline: bool = True, **_):
         self._pool = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="snn-worker")
+        self._inline = inline  # False when the caller must not block, e.g. trials run side by side
         self._single_blas = None  # BLAS limited to one thread while units run side by side
         self._controller = _controller()
 
     def submit(self, events):
-        if len(events) == 1 and events[0].get("store", "").startswith("memory://"):
+        if self._inline and len(events) == 1 and events[0].get("store", "").startswith("memory://"):
             # A stage of one unit whose store is this process's memory runs in the calling
             # thread: it waits on nothing, so it cannot be stuck, and a hop through the pool
             # costs more than a small unit (1.5x per epoch at layer granularity). A unit
