@@ -27,7 +27,7 @@ from .core.losses import LOSSES
 from .core.network import Network, NetworkSpec, Params, predictions
 from .core.optimizers import OPTIMIZERS, make_optimizer
 from .data.dataset import Preprocessing
-from .documents import read_document, regular_size, schema_problem, short
+from .documents import read_document, schema_problem, short
 from .errors import ModelFileError
 from .files import write_json
 from .tensorfile import TENSOR_HEADER_BYTES, check_tensors, read_tensors, write_tensors
@@ -243,7 +243,6 @@ def load_model(path: str | Path) -> Model:
 def _read_sidecar(path: Path) -> SidecarFile:
     if not path.exists():
         raise ModelFileError(f"{path}: file not found; help: a model folder holds {SIDECAR} and {WEIGHTS}")
-    regular_size(path, ModelFileError)
     meta = read_document(path, "model sidecar", ModelFileError, MAX_SIDECAR_BYTES)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an {FORMAT} sidecar (its 'format' field must be {FORMAT!r})")

@@ -24,7 +24,7 @@ from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, Validatio
 from ..config import MAX_EPOCHS
 from ..errors import CheckpointError
 from ..files import write_json
-from ..documents import regular_size, schema_problem
+from ..documents import read_bounded, schema_problem
 from ..tensorfile import TENSOR_HEADER_BYTES, check_tensors, read_tensors, write_tensors
 
 POINTER = "checkpoint.json"
@@ -131,14 +131,7 @@ def _pointer(run_dir: Path) -> Pointer | None:
     path = run_dir / POINTER
     if not path.exists():
         return None
-    regular_size(path, CheckpointError)  # a FIFO would block the read below
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_POINTER_BYTES + 1)
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if len(raw) > MAX_POINTER_BYTES:
-        raise CheckpointError(f"{path}: larger than {MAX_POINTER_BYTES} bytes; it is not one snn wrote")
+    raw = read_bounded(path, "checkpoint pointer", CheckpointError, MAX_POINTER_BYTES)
     try:
         return Pointer.model_validate_json(raw)
     except ValidationError as e:
