@@ -107,3 +107,12 @@ def test_trace_of_a_real_run(tmp_path):
     result = runner.invoke(app, ["trace", str(tmp_path / "run")])
     assert result.exit_code == 0 and "Critical path of step 1" in result.output and "backward:0" in result.output
     assert runner.invoke(app, ["trace", str(tmp_path)]).exit_code != 0
+
+
+def test_trace_and_cost_on_a_tampered_ledger_are_one_line(tmp_path):
+    (tmp_path / "invocations.csv").write_text("phase,status,end\nforward,ok,yesterday\n")
+    (tmp_path / "summary.json").write_text('{"wall_seconds": 1.0}')
+    for command in ("trace", "cost"):
+        result = runner.invoke(app, [command, str(tmp_path)])
+        assert result.exit_code == 2 and "the ledger was changed after the run wrote it" in result.output
+        assert "Traceback" not in result.output
