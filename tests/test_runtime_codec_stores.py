@@ -1,5 +1,7 @@
+import inspect
 import io
 import pickle
+import re
 import time
 
 import numpy as np
@@ -12,8 +14,10 @@ import redis
 
 from snn.errors import StoreError
 from snn.runtime.codec import decode, encode
-from snn.runtime.stores import get_array, get_json, open_store, put_arrays, put_json
+from snn.runtime.stores import Store, get_array, get_json, open_store, put_arrays, put_json
+from snn.runtime.stores.embedded import EmbeddedValkey
 from snn.runtime.stores.memory import MemoryStore
+from snn.runtime.stores.redis import RedisStore
 
 DTYPES = st.sampled_from([np.float64, np.float32, np.int64, np.uint8])
 
@@ -48,8 +52,6 @@ def store(request):
         yield s
         s.close()
     else:
-        from snn.runtime.stores.redis import RedisStore
-
         s = RedisStore(request.getfixturevalue("valkey"))
         yield s
         s.close()
@@ -102,3 +104,42 @@ def test_store_urls(valkey):
         open_store("ftp://x")
     with pytest.raises(StoreError, match="redis://127.0.0.1:1 cannot be reached.*help:"):
         open_store("redis://127.0.0.1:1")
+
+
+@settings(max_examples=100, deadline=None)
+@given(url=st.text(max_size=300).filter(lambda u: not u.startswith(("memory://", "redis://", "rediss://", "unix://",
+                                                                      "valkey://"))))
+def test_any_other_store_url_is_one_line_naming_the_schemes(url):
+    with pytest.raises(StoreError) as e:
+        open_store(url)
+    assert "allowed: memory, redis://HOST:PORT[/DB]" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_password_in_a_store_url_is_never_shown():
+    for url in ("redis://:hunter2@127.0.0.1:1/0", "redis://bob:hunter2@127.0.0.1:99999", "ftp://bob:hunter2@x"):
+        with pytest.raises(StoreError) as e:
+            open_store(url)
+        assert "hunter2" not in str(e.value) and "***" in str(e.value)
+
+
+# Every method of the Store interface, with arguments.
+CALLS = {"put": ("k", b"v"), "put_many": ({"k": b"v"},), "get_many": (["k"],), "overwrite": ("k", b"v"),
+         "delete": (["k"],), "incr": ("k",), "push": ("k", b"v"), "drain": ("k",)}
+
+
+def test_a_store_that_goes_away_is_a_store_error_from_every_method():
+    """As when the server dies mid-run: one line naming the store, at once, never a redis traceback."""
+    interface = {name for name, _ in inspect.getmembers(Store, inspect.isfunction) if not name.startswith("_")}
+    assert set(CALLS) == interface - {"close"}
+    with EmbeddedValkey() as server:
+        store = RedisStore(server.url)
+        assert store.put("k", b"v")
+    try:
+        for name, args in CALLS.items():
+            started = time.monotonic()
+            reached = rf"^the store {re.escape(server.url)} cannot be reached \(.*\); help: "
+            with pytest.raises(StoreError, match=reached):
+                getattr(store, name)(*args)
+            assert time.monotonic() - started < 30  # refused at once; the bound is the client's connect timeout
+    finally:
+        store.close()

@@ -378,8 +378,10 @@ def handler(event: dict) -> dict:
     duplicate = summary is not None
     if not duplicate:
         summary = KINDS[event["kind"]](event, io, keys)
+        ended = time.time()  # before the done record is visible: whoever sees it starts after this
         duplicate = not put_json(store, done, summary, event.get("ttl"))
-    ended = time.time()
+    else:
+        ended = time.time()
     spent = io.seconds
     record = {
         "phase": event["kind"], "layer": event["layer"], "unit": event["unit"], "step": event["step"],

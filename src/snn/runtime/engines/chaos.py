@@ -13,6 +13,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, fields
 
+# How long ``settle`` waits for deliveries still running: a bound, so that one stuck
+# delivery cannot hold the run for ever (what it did then stays off the ledger).
+SETTLE_TIMEOUT = 60.0
+MAX_DELAY_S = 60.0  # a delay is a slow function, not a lost one
+
 
 @dataclass(frozen=True)
 class Chaos:
@@ -43,6 +48,8 @@ def parse_chaos(text: str | None) -> Chaos:
             raise ValueError(f"chaos: {name}={value!r} is not a number") from None
         if name in ("dup", "drop", "fail", "delay") and not 0 <= values[name] < 1:
             raise ValueError(f"chaos: {name}={value} must be a probability in [0, 1)")
+        if name == "delay_s" and not 0 <= values[name] <= MAX_DELAY_S:
+            raise ValueError(f"chaos: delay_s={value} must be seconds in [0, {MAX_DELAY_S:g}]")
     return Chaos(**values)
 
 
@@ -56,7 +63,7 @@ class ChaosEngine:
         self.name, self.shared_memory = inner.name, inner.shared_memory
         self._rng = random.Random(chaos.seed)
         self.injected: Counter = Counter()
-        self._strays: list = []
+        self._running: list = []  # every delivery since the last settle, the extra ones included
 
     def submit(self, events):
         c, rng = self.chaos, self._rng
@@ -79,7 +86,7 @@ class ChaosEngine:
             slots.append(len(real))
             real.append({**event, "chaos": injected} if injected else event)
         handles = self.inner.submit(real + extra) if real or extra else []
-        self._strays += handles[len(real):]
+        self._running += handles
         return [s if isinstance(s, Lost) else handles[s] for s in slots]
 
     def wait(self, handles, timeout):
@@ -94,10 +101,12 @@ class ChaosEngine:
         return self.inner.outcome(handle)
 
     def settle(self) -> None:
-        """Wait for the extra deliveries, so that what they did is on the ledger."""
-        if self._strays:
-            self.inner.wait(self._strays, None)
-            self._strays = []
+        """Wait for every delivery still running, so that what it did is on the ledger and none
+        reads a key after its step is deleted: the extra deliveries, and also those the
+        coordinator gave up on when a live unit was slower than its timeout and was retried."""
+        if self._running:
+            self.inner.wait(self._running, SETTLE_TIMEOUT)
+            self._running = []
 
     def close(self):
         self.settle()

@@ -1,31 +1,95 @@
-"""Ray tasks, on a local Ray or an existing cluster (``address``)."""
+"""Ray tasks, on a local Ray or an existing cluster (``address``).
+
+Joining a cluster is checked first, within bounds: Ray itself retries for many minutes
+when nothing, or something else than Ray, answers at an address. Without an address
+the engine starts a local instance of its own, never one named in Ray's address file.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import ray
 
 from ...errors import SnnError
 from ..functions import handler
 
-CONNECT_TIMEOUT = 10.0  # seconds to reach a cluster's head before giving up with one line
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection to a cluster's head
+PROBE_TIMEOUT = 30.0  # seconds for the head to answer as Ray does (the probe is killed then)
+
+# Ask the head for its cluster id, as ray.init would, with Ray's own waits cut short.
+# Exit 3: this Ray has no such client, so nothing could be checked.
+PROBE = """
+import sys
+try:
+    from ray._raylet import GcsClient
+except ImportError:
+    sys.exit(3)
+try:
+    GcsClient(address=sys.argv[1])
+except Exception as e:
+    print(type(e).__name__, " ".join(str(e).split())[:500])
+    sys.exit(1)
+"""
+PROBE_ENV = {"RAY_py_gcs_connect_timeout_s": "5", "RAY_gcs_rpc_server_connect_timeout_s": "5"}
+
+HELP_ADDRESS = ("help: give the address `ray start --head` printed (HOST:6379 by default), `auto` on a node "
+                "of the cluster, or ray://HOST:10001 for Ray Client")
+TOKEN = ("clusters with token authentication need RAY_AUTH_MODE=token and the cluster's token "
+         "(RAY_AUTH_TOKEN or ~/.ray/auth_token) in this environment (docs/deploy.md)")
 
 
-def _reachable(address: str) -> None:
-    """Fail fast, in one line, when nothing listens at a cluster address (Ray itself retries for minutes)."""
+def check_address(address: str) -> None:
+    """Fail in one line, within bounds, unless a Ray cluster's head answers at ``address``."""
     if address == "auto":
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+        return  # Ray finds it on this node, or says at once that there is none
+    host, port = _split(address)
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT).close()
-    except ValueError:
-        raise SnnError(f"Ray address {address!r} is not HOST:PORT; help: give the address `ray start --head` "
-                       "printed, e.g. 10.0.0.5:6379") from None
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
     except OSError as e:
         raise SnnError(f"no Ray cluster answers at {address} ({e.strerror or e}); help: start one with "
-                       "`ray start --head`, check the address and firewall; clusters with token authentication "
-                       "also need RAY_AUTH_MODE=token and the token in this environment (docs/deploy.md)") from None
+                       f"`ray start --head`, check the address and the firewall ({TOKEN})") from None
+    if not address.startswith("ray://"):
+        _probe_head(address)
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not host or not 0 < number < 65536:
+        raise SnnError(f"Ray address {address!r} is not HOST:PORT; {HELP_ADDRESS}")
+    return host.strip("[]"), number
+
+
+def _probe_head(address: str) -> None:
+    """Something listens at ``address``: is it a Ray head that lets us in? Asked in a child
+    process, so that Ray's waits can be cut short, and the child killed at the bound."""
+    try:
+        done = subprocess.run([sys.executable, "-c", PROBE, address], check=False, capture_output=True,
+                              text=True, timeout=PROBE_TIMEOUT, env={**os.environ, **PROBE_ENV}, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise SnnError(f"{address} accepts connections but does not answer as a Ray cluster's head within "
+                       f"{PROBE_TIMEOUT:g} s; {HELP_ADDRESS}") from None
+    if done.returncode in (0, 3):
+        return
+    said = done.stdout.strip() or f"exit status {done.returncode}"
+    if said.startswith("AuthenticationError"):
+        raise SnnError(f"the Ray cluster at {address} refused this machine: {said}; help: {TOKEN}")
+    raise SnnError(f"{address} does not answer as a Ray cluster's head ({said}); {HELP_ADDRESS}")
+
+
+def _init_failed(address: str | None, e: Exception) -> str:
+    said = " ".join(str(e).split())[:500].rstrip(".")
+    if address:
+        fix = "" if "pip install" in said else f"; {HELP_ADDRESS}"  # Ray's own message may say what to install
+        return f"could not join the Ray cluster at {address}: {said}{fix}"
+    return f"could not start a local Ray: {said}; help: check the logs under Ray's temporary folder (/tmp/ray)"
 
 
 class RayEngine:
@@ -36,10 +100,13 @@ class RayEngine:
         self._owner = not ray.is_initialized()
         if self._owner:
             if address:
-                _reachable(address)
+                check_address(address)
             # Without an address, a new local instance: never whatever cluster Ray's address file names.
             options = {"address": address} if address else {"address": "local", "num_cpus": workers}
-            ray.init(include_dashboard=False, log_to_driver=False, **options)
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, **options)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise SnnError(_init_failed(address, e)) from None
         # Ray must not retry on its own: the coordinator decides, and counts, every retry.
         self._remote = ray.remote(max_retries=0, num_cpus=1)(handler)
 

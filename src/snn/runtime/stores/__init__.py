@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -88,9 +89,21 @@ def open_store(url: str) -> Store:
 
                 _opened[url] = RedisStore(url)
             else:
-                raise StoreError(f"unknown store URL {url!r}; allowed: memory, redis://HOST:PORT[/DB], rediss://, "
-                                 "unix://, valkey://")
+                raise StoreError(f"unknown store URL {shown(url)!r}; allowed: memory, redis://HOST:PORT[/DB], "
+                                 "rediss://, unix://, valkey://")
         return _opened[url]
+
+
+def shown(url: str, limit: int = 200) -> str:
+    """``url`` as messages may show it: a password in it replaced by ``***``, and at most ``limit`` characters."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            user = f"{parts.username}:" if parts.username else ":"
+            url = urlunsplit(parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}"))
+    except ValueError:  # not even a URL: say nothing of what it holds
+        url = url.partition("://")[0] + "://..."
+    return url if len(url) <= limit else url[:limit] + "..."
 
 
 def forget_store(url: str) -> None:

@@ -12,6 +12,7 @@ import functools
 import redis
 
 from ...errors import StoreError
+from . import shown
 
 CONNECT_TIMEOUT, CALL_TIMEOUT = 5.0, 60.0  # seconds: a step's largest arrays move well inside a minute
 
@@ -22,10 +23,10 @@ def _store_errors(method):
         try:
             return method(self, *args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as e:
-            raise StoreError(f"the store {self.url} cannot be reached ({' '.join(str(e).split())}); "
+            raise StoreError(f"the store {shown(self.url)} cannot be reached ({' '.join(str(e).split())}); "
                              "help: check that the server runs and that this machine can reach it") from None
         except redis.RedisError as e:
-            raise StoreError(f"the store {self.url} refused a command: {' '.join(str(e).split())}") from None
+            raise StoreError(f"the store {shown(self.url)} refused a command: {' '.join(str(e).split())}") from None
 
     return call
 
@@ -37,7 +38,7 @@ class RedisStore:
             self._client = redis.Redis.from_url(url.replace("valkey://", "redis://", 1),
                                                 socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CALL_TIMEOUT)
         except ValueError as e:
-            raise StoreError(f"store URL {url!r} is not valid: {e}; help: redis://HOST:PORT[/DB]") from None
+            raise StoreError(f"store URL {shown(url)!r} is not valid: {e}; help: redis://HOST:PORT[/DB]") from None
         self._ping()
 
     @_store_errors
