@@ -251,8 +251,8 @@ def edited(**changes):
     (edited(**{"optimizer.beta1": 1.5}), "beta1: Input should be less than 1"),
     (edited(**{"training.dataset": 3}), "training.dataset must be a dataset name"),
     (edited(training=[]), "training: Input should be a valid dictionary"),
-    (edited(version=2), "version 2; this snn reads version 1"),
-    (edited(version=True), "version True; this snn reads version 1"),
+    (edited(version=3), "version 3; this snn reads versions 1, 2"),
+    (edited(version=True), "version True; this snn reads versions 1, 2"),
     (edited(extra=1), "extra: Extra inputs are not permitted"),
 ])
 def test_every_field_of_model_json_has_its_rule(tmp_path, doc, message):
@@ -278,3 +278,39 @@ def test_weights_that_are_not_finite_are_refused(tmp_path):
     save_file({**TENSORS, "W1": W1}, str(folder / "model.safetensors"))
     with pytest.raises(ModelFileError, match="tensor W1 holds NaN or infinite values"):
         snn.load_model(folder)
+
+
+V2 = {**SIDECAR, "version": 2, "architecture": {
+    "input_shape": [2], "layers": [{"type": "dense", "units": 4, "activation": "tanh"},
+                                   {"type": "dense", "units": 1, "activation": "sigmoid"}],
+    "loss": "bce", "dtype": "float32"}}
+
+
+def v2(**arch) -> dict:
+    return {**V2, "architecture": {**V2["architecture"], **arch}}
+
+
+def test_the_v1_fixture_written_as_v2_loads_the_same(tmp_path):
+    folder = model_folder(tmp_path)
+    (folder / "model.json").write_text(json.dumps(V2))
+    model, old = snn.load_model(folder), snn.load_model(FIXTURE)
+    assert model.spec == old.spec
+    np.testing.assert_array_equal(model.params.flat, old.params.flat)
+
+
+@pytest.mark.parametrize("doc, message", [
+    (v2(layers=[{"type": "conv9d", "units": 4, "activation": "tanh"}, V2["architecture"]["layers"][1]]),
+     "type: Input should be 'dense'"),
+    (v2(input_shape=[3]), r"gives 2 inputs; architecture.n_input is 3"),
+    (v2(input_shape=[1, 1, 2]), "a dense layer takes a vector, not an input of shape"),
+    (v2(input_shape=[0]), "input_shape.0: Input should be greater than 0"),
+    (v2(input_shape=[4096, 4096, 4096]), "input_shape.*more than"),
+    (v2(n_input=2), "n_input: Extra inputs are not permitted"),
+    ({**V2, "version": 1}, "n_input: required, but missing|n_input: Field required"),
+])
+def test_every_field_of_a_v2_architecture_has_its_rule(tmp_path, doc, message):
+    folder = model_folder(tmp_path)
+    (folder / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match=message) as e:
+        snn.load_model(folder)
+    one_line(e.value, folder)

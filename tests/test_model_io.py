@@ -38,7 +38,10 @@ def test_files_are_plain_tensors_and_json(run):
     tensors = load_file(str(run.run_dir / "model.safetensors"))
     assert sorted(tensors) == ["W1", "W2", "b1", "b2", "optimizer.m", "optimizer.t", "optimizer.v"]
     meta = json.loads((run.run_dir / "model.json").read_text())
-    assert meta["architecture"]["layers"] == [{"units": 6, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}]
+    # Version 2: the input shape, and each layer's type (version 1 had n_input and untyped layers).
+    assert meta["version"] == 2 and meta["architecture"]["input_shape"] == [2]
+    assert meta["architecture"]["layers"] == [{"type": "dense", "units": 6, "activation": "tanh"},
+                                              {"type": "dense", "units": 1, "activation": "sigmoid"}]
     assert meta["preprocessing"] == {"kind": "table", "shape": [2], "scale": 1.0}
     assert not list(run.run_dir.glob("*.part"))
 

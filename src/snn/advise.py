@@ -22,6 +22,8 @@ import numpy as np
 from .config import Config
 from .cost import lambda_cost, load_prices, stretch
 from .errors import SnnError
+from .runtime.engines.chaos import Chaos
+from .runtime.plan import parse_granularity
 from .trace import critical_path, with_durations
 
 MEMORY_SIZES = (512, 1024, 1769, 3008)
@@ -56,7 +58,7 @@ def run_probe(config: Config, granularity: str, epochs: int, data_root=None) -> 
         raise SnnError("a probe needs at least 2 epochs: the first one is warm-up")
     cfg = config.model_copy(update={
         "training": config.training.model_copy(update={"epochs": epochs, "patience": None, "threshold": None}),
-        "runtime": config.runtime.model_copy(update={"granularity": granularity, "chaos": None,
+        "runtime": config.runtime.model_copy(update={"granularity": parse_granularity(granularity), "chaos": Chaos(),
                                                      "store": config.runtime.store or "memory"
                                                      if config.runtime.engine == "local" else config.runtime.store,
                                                      "checkpoint_every": 0, "budget_usd": None}),

@@ -591,7 +591,7 @@ def gradcheck(
     # Relu kinks break finite differences at Z == 0, so avoid all-zero layers by
     # checking at slightly perturbed weights as well as biases.
     params = Params(params.sizes, params.flat + np.random.default_rng(0).normal(0, 1e-3, params.flat.size))
-    checks = check_gradients(Network(spec), params, X, targets(ds.y_train, spec.layers[-1][0]),
+    checks = check_gradients(Network(spec), params, X, targets(ds.y_train, spec.n_out),
                              cfg.training.l2, max_entries=entries)
     table = Table(title=f"Gradient check: {cfg.name} ({len(ds.y_train)} examples, eps 1e-6)")
     for col in ("tensor", "entries", "relative error", ""):
@@ -613,18 +613,21 @@ def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]):
 
     model = load_model(model_path)
     table = Table(title=f"Model {model_path}")
-    for col in ("layer", "units", "activation", "parameters"):
+    for col in ("layer", "type", "output", "activation", "parameters"):
         table.add_column(col, justify="right")
-    sizes = model.spec.sizes
-    table.add_row("input", str(model.spec.n_input), "", "")
-    for l, (units, act) in enumerate(model.spec.layers, start=1):
-        table.add_row(str(l), str(units), act, str(units * (sizes[l - 1] + 1)))
+    table.add_row("input", "", _shape(model.spec.input_shape), "", "")
+    for l, layer in enumerate(model.spec.built, start=1):
+        table.add_row(str(l), layer.spec.kind, _shape(layer.out_shape), layer.activation.name, str(layer.n_params))
     console.print(table)
     console.print(f"loss {model.spec.loss}, dtype {model.dtype}, {model.spec.n_params} parameters")
     console.print(f"classes: {', '.join(model.classes)}")
     console.print(f"preprocessing: {model.preprocessing.to_json()}")
     console.print(f"optimizer: {model.optimizer}")
     console.print_json(data=model.summary)
+
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape))
 
 
 @data_app.command("list")

@@ -9,20 +9,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema,
+                      field_validator, model_validator)
+from typing import Annotated
 
 from .core.activations import ACTIVATIONS
+from .core.initializers import INITIALIZERS, RANDOM_MODES
+from .core.layers import LAYERS
+from .core.losses import LOSSES
+from .core.optimizers import OPTIMIZERS
+from .core.schedules import SCHEDULES
+from .core.strategies import STRATEGIES
+from .core.training import MAX_EPOCHS
 from .documents import read_document, short
 from .errors import ConfigError
+from .runtime.engines import ENGINES
+from .runtime.engines.chaos import Chaos, parse_chaos
+from .runtime.plan import FIXED, Granularity, parse_granularity
 
+# The names a config may use come from the registries, so a new plug-in is allowed where it is registered.
 ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 
 # Bounds that no real network of this library reaches, and that keep a typo from
 # asking for terabytes (units: 1e9) or an endless run.
-MAX_UNITS, MAX_LAYERS, MAX_EPOCHS, MAX_EXAMPLES = 1 << 16, 64, 10**7, 10**9
+MAX_UNITS, MAX_LAYERS, MAX_EXAMPLES = 1 << 16, 64, 10**9
 STORE_SCHEMES = ("redis://", "rediss://", "unix://", "valkey://")
 
 
@@ -32,17 +45,22 @@ class Strict(BaseModel):
 
 
 class LayerConfig(Strict):
+    type: Literal[tuple(LAYERS)] = Field("dense", description="the layer kind")  # type: ignore[valid-type]
     units: int = Field(gt=0, le=MAX_UNITS, description="neurons in the layer")
     activation: ActivationName
+
+    def spec(self):
+        """The core's spec of this layer."""
+        return LAYERS[self.type](**self.model_dump(exclude={"type"}))
 
 
 class NetworkConfig(Strict):
     layers: list[LayerConfig] = Field(min_length=1, max_length=MAX_LAYERS, description="hidden layers, then the output layer")
-    loss: Literal["auto", "bce", "cce", "mse"] = Field("auto", description="auto: bce after sigmoid, cce after softmax, else mse")
-    init: Literal["scaled", "xavier", "he", "glorot_uniform"] = "he"
+    loss: Literal[("auto", *LOSSES)] = Field("auto", description="auto: bce after sigmoid, cce after softmax, else mse")  # type: ignore[valid-type]
+    init: Literal[tuple(INITIALIZERS)] = "he"  # type: ignore[valid-type]
     init_scale: float | None = Field(None, gt=0, description="factor of the 'scaled' initializer (default 0.01)")
     bias_init: float = 0.0
-    random_mode: Literal["legacy", "generator"] = Field(
+    random_mode: Literal[RANDOM_MODES] = Field(  # type: ignore[valid-type]
         "generator", description="legacy: numpy.random.RandomState(seed), as the classic course notebooks"
     )
     dtype: Literal["float64", "float32"] = "float64"
@@ -61,7 +79,7 @@ class NetworkConfig(Strict):
 
 
 class OptimizerConfig(Strict):
-    name: Literal["gd", "momentum", "rmsprop", "adam"] = "gd"
+    name: Literal[tuple(OPTIMIZERS)] = "gd"  # type: ignore[valid-type]
     learning_rate: float = Field(0.0075, gt=0)
     beta1: float = Field(0.9, ge=0, lt=1, description="Adam's first moment; momentum's beta")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam's second moment; RMSProp's beta")
@@ -77,7 +95,7 @@ class OptimizerConfig(Strict):
 
 
 class ScheduleConfig(Strict):
-    name: Literal["constant", "inverse_time", "exponential", "step"] = "constant"
+    name: Literal[tuple(SCHEDULES)] = "constant"  # type: ignore[valid-type]
     decay_rate: float = Field(0.0, ge=0)
     interval: int = Field(1, gt=0, description="epochs per decay step")
 
@@ -94,7 +112,7 @@ class TrainingConfig(Strict):
     threshold: float | None = Field(None, description="stop once an epoch's cost is below this (compared exactly)")
     patience: int | None = Field(None, gt=0, description="stop after this many epochs without a better validation "
                                  "cost; the best model is the one saved")
-    strategy: Literal["sync", "average", "best", "tree"] = Field(
+    strategy: Literal[STRATEGIES] = Field(  # type: ignore[valid-type]
         "sync", description="sync: data-parallel gradient descent; average/best/tree: batches in parallel, merged")
     reduce: Literal["allreduce", "scatter-reduce"] = Field(
         "allreduce", description="sync with data:K: one reducer, or K reducers of 1/K of the parameters each")
@@ -107,13 +125,32 @@ class DataConfig(Strict):
     subset: int | None = Field(None, gt=0, le=MAX_EXAMPLES, description="use only the first N training examples")
 
 
+def _parsed(parse, typed: type, what: str, optional: bool = False):
+    """A validator that reads the text form once into its typed object (and lets the object through)."""
+    def check(value):
+        if isinstance(value, typed):
+            return value
+        if not (isinstance(value, str) or (optional and value is None)):
+            raise ValueError(f"{what} must be a string")
+        return parse(value)
+    return check
+
+
+# Resolved once, when the config is read: code past this point sees the objects, files see the text.
+GranularityField = Annotated[Any, PlainValidator(_parsed(parse_granularity, Granularity, "a granularity")),
+                             PlainSerializer(lambda g: g.name, return_type=str), WithJsonSchema({"type": "string"})]
+ChaosField = Annotated[Any, PlainValidator(_parsed(parse_chaos, Chaos, "chaos", optional=True)),
+                       PlainSerializer(lambda c: c.text, return_type=Optional[str]),
+                       WithJsonSchema({"type": ["string", "null"]})]
+
+
 class RuntimeConfig(Strict):
-    granularity: str = Field("network", description="network, layer, neuron, block:N or data:K")
-    engine: Literal["local", "ray", "lithops"] = "local"
+    granularity: GranularityField = Field(FIXED["network"], description="network, layer, neuron, block:N or data:K")
+    engine: Literal[tuple(ENGINES)] = "local"  # type: ignore[valid-type]
     address: str | None = Field(None, description="Ray cluster address (engine ray)")
     store: str | None = Field(None, description="memory or redis://...; default: memory for local, else an embedded Valkey")
     workers: int | None = Field(None, gt=0, description="threads of the local engine, CPUs of a local Ray")
-    chaos: str | None = Field(None, description="e.g. dup=0.3,drop=0.1,fail=0.05,delay=0.01")
+    chaos: ChaosField = Field(Chaos(), description="e.g. dup=0.3,drop=0.1,fail=0.05,delay=0.01")
     unit_timeout: float = Field(60.0, gt=0, description="seconds before a unit without a result is retried")
     max_retries: int = Field(8, ge=0)
     retry_backoff: float = Field(0.01, ge=0, description="seconds before the first retry of a failed unit; doubles")
@@ -128,22 +165,6 @@ class RuntimeConfig(Strict):
     def _known_store(cls, value: str | None) -> str | None:
         if value is not None and value != "memory" and not value.startswith(STORE_SCHEMES):
             raise ValueError(f"unknown store; allowed: memory, {', '.join(s + '...' for s in STORE_SCHEMES)}")
-        return value
-
-    @field_validator("granularity")
-    @classmethod
-    def _known_granularity(cls, value: str) -> str:
-        from .runtime.plan import parse_granularity
-
-        parse_granularity(value)
-        return value
-
-    @field_validator("chaos")
-    @classmethod
-    def _known_chaos(cls, value: str | None) -> str | None:
-        from .runtime.engines.chaos import parse_chaos
-
-        parse_chaos(value)
         return value
 
 

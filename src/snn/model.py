@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
-from .config import MAX_LAYERS, MAX_UNITS
+from .config import MAX_LAYERS, MAX_UNITS, LayerConfig
 from .core.activations import ACTIVATIONS
 from .core.losses import LOSSES
 from .core.network import Network, NetworkSpec, Params, predictions
@@ -32,7 +32,9 @@ from .errors import ModelFileError
 from .files import write_json
 from .tensorfile import TENSOR_HEADER_BYTES, check_tensors, read_tensors, write_tensors
 
-FORMAT, VERSION = "snn-model", 1
+# Version 2 names the input shape and each layer's type; version 1 (dense layers on a
+# vector input) is still read, and tested on a file the first writer wrote.
+FORMAT, VERSION, READS = "snn-model", 2, (1, 2)
 WEIGHTS, SIDECAR = "model.safetensors", "model.json"
 OPTIMIZER_PREFIX = "optimizer."
 MAX_SIDECAR_BYTES = 16 << 20  # the architecture, the classes and a training summary: kilobytes in practice
@@ -96,12 +98,7 @@ class Model:
         return {
             "format": FORMAT,
             "version": VERSION,
-            "architecture": {
-                "n_input": self.spec.n_input,
-                "layers": [{"units": u, "activation": a} for u, a in self.spec.layers],
-                "loss": self.spec.loss,
-                "dtype": str(self.dtype),
-            },
+            "architecture": {**self.spec.to_json(), "dtype": str(self.dtype)},
             "preprocessing": self.preprocessing.to_json(),
             "classes": list(self.classes),
             "optimizer": self.optimizer,
@@ -122,7 +119,9 @@ class LayerFile(_Strict):
     activation: Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 
-class ArchitectureFile(_Strict):
+class ArchitectureFileV1(_Strict):
+    """Version 1: dense layers on a vector of ``n_input`` values."""
+
     n_input: int = Field(gt=0, le=MAX_INPUT)
     layers: list[LayerFile] = Field(min_length=1, max_length=MAX_LAYERS)
     loss: Literal[tuple(LOSSES)]  # type: ignore[valid-type]
@@ -136,6 +135,32 @@ class ArchitectureFile(_Strict):
 
     def spec(self) -> NetworkSpec:
         return NetworkSpec(self.n_input, tuple((l.units, l.activation) for l in self.layers), self.loss)
+
+
+class ArchitectureFile(_Strict):
+    """Version 2: an input shape, and layers of any registered type (the config's own schema)."""
+
+    input_shape: list[Annotated[int, Field(gt=0, le=MAX_INPUT)]] = Field(min_length=1, max_length=3)
+    layers: list[LayerConfig] = Field(min_length=1, max_length=MAX_LAYERS)
+    loss: Literal[tuple(LOSSES)]  # type: ignore[valid-type]
+    dtype: Literal["float32", "float64"]
+
+    @model_validator(mode="after")
+    def _builds(self):
+        if math.prod(self.input_shape) > MAX_INPUT:
+            raise ValueError(f"input_shape {self.input_shape} has more than {MAX_INPUT} values")
+        last = self.layers[-1]
+        if last.activation == "softmax" and last.units < 2:
+            raise ValueError("a softmax output needs at least 2 units")
+        self.spec().built  # every layer fits the shape before it  # noqa: B018
+        return self
+
+    @property
+    def n_input(self) -> int:
+        return math.prod(self.input_shape)
+
+    def spec(self) -> NetworkSpec:
+        return NetworkSpec(tuple(self.input_shape), tuple(l.spec() for l in self.layers), self.loss)
 
 
 class PreprocessingFile(_Strict):
@@ -204,6 +229,14 @@ class SidecarFile(_Strict):
         return self
 
 
+class SidecarFileV1(SidecarFile):
+    version: Literal[1]
+    architecture: ArchitectureFileV1
+
+
+SIDECARS = {1: SidecarFileV1, VERSION: SidecarFile}
+
+
 # --- reading ------------------------------------------------------------------------------------------------------
 
 
@@ -246,10 +279,11 @@ def _read_sidecar(path: Path) -> SidecarFile:
     meta = read_document(path, "model sidecar", ModelFileError, MAX_SIDECAR_BYTES)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an {FORMAT} sidecar (its 'format' field must be {FORMAT!r})")
-    if meta.get("version") != VERSION or isinstance(meta.get("version"), bool):
-        raise ModelFileError(f"{path}: version {short(meta.get('version'))}; this snn reads version {VERSION}")
+    if meta.get("version") not in READS or isinstance(meta.get("version"), bool):
+        raise ModelFileError(f"{path}: version {short(meta.get('version'))}; this snn reads versions "
+                             f"{', '.join(map(str, READS))}")
     try:
-        return SidecarFile.model_validate(meta)
+        return SIDECARS[meta["version"]].model_validate(meta)
     except ValidationError as e:
         raise ModelFileError(f"{path}: {schema_problem(e)}; help: it was changed after snn wrote it; "
                              "train the model again or restore its files") from None

@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,23 +29,17 @@ from .config import Config
 from .core.initializers import initial_weights
 from .core.network import Network, NetworkSpec, Params, predictions, targets
 from .core.optimizers import make_optimizer
-from .core.training import Plan, train_epochs
+from .core.training import Plan
 from .data import Dataset, check_splits, load_dataset
 from .errors import ConfigError, SnnError, StoreError
 from .files import read_table, write_json, write_text
 from .metrics import accuracy
 from .model import Model
-from .runtime.checkpoint import load_checkpoint, save_checkpoint
-from .core.strategies import train_epochs_parallel
-from .runtime.coordinator import Coordinator, InvocationLimit, Limits, StopRequested, Strategy, UnitFailure
-from .runtime.engines import make_engine
-from .runtime.engines.chaos import ChaosEngine, parse_chaos
-from .runtime.info import RuntimeInfo, write_runtime_info
-from .runtime.ledger import Ledger
-from .runtime.plan import parse_granularity
-from .runtime.stores import forget_store, open_store
-from .runtime.stores.embedded import EmbeddedValkey
 from .runfolder import STOP_FILE, claim
+from .runtime.checkpoint import load_checkpoint, save_checkpoint
+from .runtime.coordinator import InvocationLimit, StopRequested, UnitFailure
+from .runtime.ledger import Ledger
+from .runtime.session import epoch_source
 
 LIVE_EVERY = 2.0  # seconds between rewrites of history.csv and invocations.csv while training
 
@@ -65,8 +58,8 @@ class Run:
 
 def network_spec(config: Config, dataset: Dataset) -> NetworkSpec:
     """The architecture, checked against the dataset's input size and classes."""
-    layers = tuple((l.units, l.activation) for l in config.network.layers)
-    n_out, k = layers[-1][0], len(dataset.classes)
+    layers = tuple(l.spec() for l in config.network.layers)
+    n_out, k = layers[-1].units, len(dataset.classes)
     if not (n_out == k or (n_out == 1 and k == 2)):
         raise ConfigError(
             f"network.layers[-1].units is {n_out}, but dataset {dataset.name!r} has {k} classes; "
@@ -77,10 +70,11 @@ def network_spec(config: Config, dataset: Dataset) -> NetworkSpec:
 
 def initial_params(config: Config, spec: NetworkSpec) -> Params:
     net = config.network
-    weights = initial_weights(spec.sizes, net.init, config.training.seed, net.random_mode, net.init_scale)
-    params = Params.from_weights(weights, dtype=np.dtype(net.dtype))
-    for b in params.b:
-        b[...] = net.bias_init
+    weights = iter(initial_weights(spec.built, net.init, config.training.seed, net.random_mode, net.init_scale))
+    params = Params.zeros(spec, np.dtype(net.dtype))
+    for layer, tensors in zip(spec.built, params.layers):
+        for name, view in tensors.items():
+            view[...] = next(weights) if name == layer.weights else net.bias_init
     return params
 
 
@@ -138,7 +132,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     dataset = dataset.subset(config.data.subset).with_validation(config.data.validation_split, config.training.seed)
     check_splits(dataset)  # an unusable test split fails now, not after the whole training
     spec = network_spec(config, dataset)
-    net, dtype, n_out = Network(spec), np.dtype(config.network.dtype), spec.layers[-1][0]
+    net, dtype, n_out = Network(spec), np.dtype(config.network.dtype), spec.n_out
     cols = dataset.preprocessing.columns
     X, Y = cols(dataset.x_train, dtype), targets(dataset.y_train, n_out, dtype)
     X_val = None if dataset.x_val is None else cols(dataset.x_val, dtype)
@@ -182,7 +176,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     loop_start = flushed = time.perf_counter()
     live_every = LIVE_EVERY
     try:
-        with epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch,
+        with epoch_source(config.runtime, config.training, spec, net, optimizer, params, state, X, Y, plan, start_epoch,
                           should_stop, ledger, folder if save else None, X_val, Y_val) as epochs:
             for result in epochs:
                 record = {"epoch": result.epoch, "cost": result.cost, "train_accuracy": result.accuracy,
@@ -316,7 +310,7 @@ def over_budget(ledger: Ledger, seconds: float, epochs: int, budget: float) -> b
 
 def summarize(config: Config, dataset: Dataset, net: Network, params: Params, history, plan, X) -> dict:
     """What a run reached: ``summary.json`` without the counters and timings. ``X``: the training inputs."""
-    n_out, cols, dtype = net.spec.layers[-1][0], dataset.preprocessing.columns, X.dtype
+    n_out, cols, dtype = net.spec.n_out, dataset.preprocessing.columns, X.dtype
     summary = {
         "name": config.name,
         "dataset": dataset.name,
@@ -326,7 +320,7 @@ def summarize(config: Config, dataset: Dataset, net: Network, params: Params, hi
         "stopped_early": len(history) < plan.epochs,
         "n_train": len(dataset.y_train),
         "parameters": net.spec.n_params,
-        "granularity": config.runtime.granularity,
+        "granularity": config.runtime.granularity.name,
         "engine": config.runtime.engine,
     }
     if dataset.x_val is not None:
@@ -337,67 +331,6 @@ def summarize(config: Config, dataset: Dataset, net: Network, params: Params, hi
         summary["test_accuracy"] = evaluate_split(net, params, cols(dataset.x_test, dtype), dataset.y_test, n_out)[1]
         summary["n_test"] = len(dataset.y_test)
     return summary
-
-
-@contextlib.contextmanager
-def runtime_session(rt, **engine_options):
-    """An engine and a store for ``rt`` (a RuntimeConfig), closed in the right order afterwards.
-
-    Without a store URL: a memory store when the engine runs functions in this process,
-    else an embedded Valkey on loopback.
-    """
-    if rt.address and rt.store in (None, "memory"):
-        raise ConfigError("runtime.address names a Ray cluster, whose nodes cannot reach an embedded Valkey on this "
-                          "machine's loopback; help: pass --store redis://HOST:PORT that every node can reach")
-    engine = make_engine(rt.engine, address=rt.address, workers=rt.workers, **engine_options)
-    with contextlib.ExitStack() as stack:
-        stack.callback(engine.close)
-        url = rt.store
-        if url is None or url == "memory":
-            if not engine.shared_memory:
-                if url == "memory":
-                    raise ConfigError(f"runtime.store 'memory' lives in one process; engine {rt.engine!r} runs "
-                                      "functions elsewhere; help: pass --store redis://HOST:PORT or leave it out")
-                url = stack.enter_context(EmbeddedValkey()).url
-            else:
-                url = f"memory://{uuid.uuid4().hex}"
-        store = open_store(url)
-        stack.callback(forget_store, url)
-        yield engine, store
-
-
-@contextlib.contextmanager
-def epoch_source(config, spec, net, optimizer, params, state, X, Y, plan, start_epoch, should_stop, ledger, folder,
-                 X_val=None, Y_val=None):
-    """The epochs of this run: in process for ``network`` on ``local``, else through the runtime."""
-    rt = config.runtime
-    granularity, chaos = parse_granularity(rt.granularity), parse_chaos(rt.chaos)
-    t = config.training
-    if granularity.kind == "network" and rt.engine == "local" and not chaos.active and rt.store is None:
-        if t.strategy == "sync":
-            yield train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch)
-        else:
-            yield train_epochs_parallel(net, params, optimizer, state, X, Y, plan, t.strategy, t.fan_in,
-                                        X_val, Y_val, start_epoch)
-        return
-    with runtime_session(rt) as (engine, store):
-        if chaos.active:
-            engine = ChaosEngine(engine, chaos)
-        run_id = uuid.uuid4().hex
-        if folder is not None:
-            write_runtime_info(folder, RuntimeInfo(run_id=run_id, store=store.url, engine=rt.engine))
-        limits = Limits(rt.unit_timeout, rt.max_retries, rt.retry_backoff, rt.key_ttl, rt.max_invocations)
-        opt = config.training.optimizer
-        reducers = granularity.size if granularity.kind == "data" and t.reduce == "scatter-reduce" else 1
-        coordinator = Coordinator(spec, granularity, engine, store, run_id,
-                                  {"name": opt.name, **opt.hyperparameters()}, ledger, limits,
-                                  Strategy(t.strategy, reducers, t.fan_in))
-        yield coordinator.epochs(params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val)
-        if chaos.active:
-            engine.settle()
-            coordinator.drain()
-            ledger.counts.update({f"injected_{k}": v for k, v in engine.injected.items()})
-        coordinator.finish(list(state))
 
 
 def history_csv(history: list[dict]) -> str:

@@ -330,11 +330,20 @@ def create_app(path: str | Path, allowed_hosts: Iterable[str] | None = None) -> 
     return app
 
 
+def _layer(layer) -> dict:
+    """A layer as /model shows it: units and activation, as every version has; other kinds add their spec and shape."""
+    out = {"units": layer.units, "activation": layer.activation.name}
+    if layer.spec.kind != "dense":
+        out.update(layer.spec.to_json(), output_shape=list(layer.out_shape))
+    return out
+
+
 def _describe(model: Model, is_run: bool) -> dict:
     """What /model answers, from the model as loaded and checked (never the file read again)."""
-    return {"architecture": {"n_input": model.spec.n_input,
-                             "layers": [{"units": u, "activation": a} for u, a in model.spec.layers],
-                             "loss": model.spec.loss, "dtype": str(model.dtype)},
+    spec = model.spec
+    return {"architecture": {"n_input": spec.n_input, "input_shape": list(spec.input_shape),
+                             "layers": [_layer(layer) for layer in spec.built],
+                             "loss": spec.loss, "dtype": str(model.dtype)},
             "classes": list(model.classes), "preprocessing": model.preprocessing.to_json(),
             "training": model.summary, "is_run": is_run}
 

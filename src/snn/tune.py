@@ -24,6 +24,7 @@ import io
 import itertools
 import json
 import math
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -41,7 +42,10 @@ from .errors import ConfigError, SnnError, SpaceError
 from .files import write_json, write_text
 from .documents import schema_problem, short
 from .names import check_name
-from .runtime.codec import decode_json
+from .runtime.codec import decode_json, encode_json
+from .runtime.events import TrialEvent
+from .runtime.functions import function_kind
+from .runtime.session import runtime_session
 from .runtime.keys import Keys
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -260,11 +264,40 @@ def plan_trials(study, space: Space, sampler: str, trials: int | None) -> int:
     return len(todo)
 
 
+class TrialPruned(Exception):
+    """The tuner asked this trial to stop."""
+
+
+@function_kind("trial")
+def run_trial(ev: TrialEvent, io, keys):
+    """One hyperparameter trial, as a function: a whole training, reporting its validation cost every epoch."""
+    from . import run as run_module
+
+    cfg = parse_config(ev.config, f"trial {ev.step}")
+    reports, prune = (keys.out(ev.step, "trial", 0, 0, n) for n in ("reports", "prune"))
+    best = {"best_val_cost": float("inf"), "best_val_accuracy": None, "best_epoch": 0, "epochs": 0}
+
+    def on_epoch(record):
+        best["epochs"] = record["epoch"]
+        if record["val_cost"] < best["best_val_cost"]:
+            best.update(best_val_cost=record["val_cost"], best_val_accuracy=record["val_accuracy"],
+                        best_epoch=record["epoch"])
+        io.store.push(reports, encode_json({"epoch": record["epoch"], "val_cost": record["val_cost"]}))
+        if io.store.get_many([prune])[0] is not None:
+            raise TrialPruned
+
+    started = time.time()
+    try:
+        run_module.train(cfg, ev.data_root, save=False, on_epoch=on_epoch)
+        pruned = False
+    except TrialPruned:
+        pruned = True
+    return {**best, "pruned": pruned, "seconds": time.time() - started}
+
+
 def run_study(study, space: Space, base: dict, n: int, parallel: int, engine_config, data_root=None,
               on_trial=None) -> None:
     """Launch ``n`` trials, ``parallel`` at a time; feed reports to the pruner; tell the results."""
-    from .run import runtime_session
-
     run = uuid.uuid4().hex
     keys = Keys(run)
     with runtime_session(engine_config, inline=False) as (engine, store):
@@ -273,10 +306,10 @@ def run_study(study, space: Space, base: dict, n: int, parallel: int, engine_con
         while launched < n or running:
             while len(running) < parallel and launched < n:
                 trial = study.ask(space.distributions)
-                event = {"kind": "trial", "store": store.url, "run": run, "step": trial.number, "layer": 0,
-                         "unit": 0, "config": apply(base, trial.params),
-                         "data_root": None if data_root is None else str(data_root)}
-                (handle,) = engine.submit([event])
+                event = TrialEvent(store=store.url, run=run, ttl=None, step=trial.number,
+                                   config=apply(base, trial.params),
+                                   data_root=None if data_root is None else str(data_root))
+                (handle,) = engine.submit([event.to_json()])
                 running[handle] = trial
                 launched += 1
             done = engine.wait(list(running), 0.05)

@@ -9,29 +9,30 @@ the legacy mode reproduces the classic course notebooks digit for digit.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 
-def scaled(rng, n, n_prev, factor=0.01):
+def scaled(rng, shape, fan_in, fan_out, factor=0.01):
     """W ~ N(0, 1) * factor (the course's 2-layer network uses 0.01)."""
-    return rng.standard_normal((n, n_prev)) * factor
+    return rng.standard_normal(shape) * factor
 
 
-def xavier(rng, n, n_prev):
-    """W ~ N(0, 1) / sqrt(n_prev) (the course's deep network)."""
-    return rng.standard_normal((n, n_prev)) / math.sqrt(n_prev)
+def xavier(rng, shape, fan_in, fan_out):
+    """W ~ N(0, 1) / sqrt(fan_in) (the course's deep network)."""
+    return rng.standard_normal(shape) / math.sqrt(fan_in)
 
 
-def he(rng, n, n_prev):
-    """W ~ N(0, 1) * sqrt(2 / n_prev), suited to relu layers."""
-    return rng.standard_normal((n, n_prev)) * math.sqrt(2 / n_prev)
+def he(rng, shape, fan_in, fan_out):
+    """W ~ N(0, 1) * sqrt(2 / fan_in), suited to relu layers."""
+    return rng.standard_normal(shape) * math.sqrt(2 / fan_in)
 
 
-def glorot_uniform(rng, n, n_prev):
-    """W ~ U(-r, r) with r = sqrt(6 / (n_prev + n))."""
-    r = math.sqrt(6 / (n_prev + n))
-    return rng.uniform(-r, r, (n, n_prev))
+def glorot_uniform(rng, shape, fan_in, fan_out):
+    """W ~ U(-r, r) with r = sqrt(6 / (fan_in + fan_out))."""
+    r = math.sqrt(6 / (fan_in + fan_out))
+    return rng.uniform(-r, r, shape)
 
 
 INITIALIZERS = {f.__name__: f for f in (scaled, xavier, he, glorot_uniform)}
@@ -48,14 +49,26 @@ def make_rng(seed: int, mode: str = "generator"):
     raise ValueError(f"unknown random mode {mode!r}; allowed: {', '.join(RANDOM_MODES)}")
 
 
-def initial_weights(sizes, init, seed, mode="generator", scale=None):
-    """Draw W1, W2, ... in order (no other draws in between); return float64 arrays.
+def initial_weights(layers, init, seed, mode="generator", scale=None):
+    """Draw the weights of every layer that has them, in order (no other draws in between).
 
-    ``sizes`` is ``[n_x, n_1, ..., n_L]``; ``scale`` overrides the factor of ``scaled``.
+    ``layers`` is a ``NetworkSpec``'s built layers, or dense ``sizes`` ``[n_x, n_1, ..., n_L]``;
+    each weight tensor is drawn in its layer's shape, scaled by the layer's fan-in and
+    fan-out. ``scale`` overrides the factor of ``scaled``. Returns float64 arrays.
     """
     if init not in INITIALIZERS:
         raise ValueError(f"unknown initializer {init!r}; allowed: {', '.join(INITIALIZERS)}")
+    if all(isinstance(n, int) for n in layers):
+        layers = [_Fans((n, p), p, n) for p, n in zip(layers[:-1], layers[1:])]
+    else:
+        layers = [_Fans(l.param_shapes[l.weights], l.fan_in, l.fan_out) for l in layers if l.weights]
     rng = make_rng(seed, mode)
     draw = INITIALIZERS[init]
     kwargs = {"factor": scale} if scale is not None else {}
-    return [draw(rng, n, n_prev, **kwargs) for n_prev, n in zip(sizes[:-1], sizes[1:])]
+    return [draw(rng, l.shape, l.fan_in, l.fan_out, **kwargs) for l in layers]
+
+
+class _Fans(NamedTuple):
+    shape: tuple[int, ...]
+    fan_in: int
+    fan_out: int

@@ -1,10 +1,13 @@
-"""A fully connected network: parameters, forward pass, cost and backward pass.
+"""A network of layers: parameters, forward pass, cost and backward pass.
 
-Per layer ``l`` (``A0 = X``)::
+Per layer ``l`` (``A0 = X``), with each layer kind's own ``forward`` (see ``layers``)::
 
-    Z[l] = W[l] @ A[l-1] + b[l]          A[l] = g[l](Z[l])
-    dW[l] = dZ[l] @ A[l-1].T             db[l] = sum_columns(dZ[l])
-    dA[l-1] = W[l].T @ dZ[l]             dZ[l-1] = dA[l-1] * g'[l-1](Z[l-1])
+    Z[l] = f[l](p[l], A[l-1])            A[l] = g[l](Z[l])
+    dp[l] = from dZ[l] and A[l-1]        dA[l-1] = the layer's input gradient of dZ[l]
+    dZ[l-1] = dA[l-1] * g'[l-1](Z[l-1])
+
+For a dense layer ``f`` is ``W @ A + b``, ``dW = dZ A^T``, ``db = sum_columns(dZ)``
+and ``dA = W^T dZ``.
 
 ``dZ`` carries the ``1/m`` of the mean cost from the output layer down (see
 ``losses``), and the gradient with respect to the input ``X`` is never formed:
@@ -13,65 +16,178 @@ nobody needs it and it is as costly as the first layer's weight gradient.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from .activations import Activation, get_activation
+from .activations import Activation
+from .layers import Dense, Layer, LayerSpec, layer_from_json
 from .losses import Loss, get_loss, output_cost, output_delta
 
 
 def param_count(sizes) -> int:
-    """Weights and biases of layers ``sizes = [n_x, n_1, ..., n_L]``."""
-    return sum(n * (p + 1) for p, n in zip(sizes[:-1], sizes[1:]))
+    """Weights and biases of dense layers ``sizes = [n_x, n_1, ..., n_L]``."""
+    return layout_of(list(sizes)).size
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Architecture: input size, then ``(units, activation)`` per layer, and the loss."""
+    """Architecture: the input shape, the layer specs in order, and the loss.
 
-    n_input: int
-    layers: tuple[tuple[int, str], ...]
+    For brevity an input shape may be given as a vector's size, and a dense layer as a
+    ``(units, activation)`` pair: ``NetworkSpec(2, ((8, "relu"), (3, "softmax")), "cce")``.
+    """
+
+    input_shape: tuple[int, ...]
+    layers: tuple[LayerSpec, ...]
     loss: str
+
+    def __post_init__(self):
+        shape = self.input_shape
+        shape = (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(s) for s in shape)
+        object.__setattr__(self, "input_shape", shape)
+        object.__setattr__(self, "layers", tuple(l if hasattr(l, "build") else Dense(*l) for l in self.layers))
+
+    @cached_property
+    def built(self) -> tuple[Layer, ...]:
+        """Each layer's math, bound to the shape of its input."""
+        built, shape = [], self.input_shape
+        for spec in self.layers:
+            layer = spec.build(shape)
+            built.append(layer)
+            shape = layer.out_shape
+        return tuple(built)
+
+    @property
+    def n_input(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def n_out(self) -> int:
+        return math.prod(self.built[-1].out_shape)
 
     @property
     def sizes(self) -> list[int]:
-        return [self.n_input] + [units for units, _ in self.layers]
+        """Values per example at the input and after every layer: ``[n_x, n_1, ..., n_L]`` for dense layers."""
+        return [self.n_input] + [math.prod(layer.out_shape) for layer in self.built]
+
+    @cached_property
+    def layout(self) -> Layout:
+        return Layout(tuple(tuple(layer.param_shapes.items()) for layer in self.built))
 
     @property
     def n_params(self) -> int:
-        return param_count(self.sizes)
+        return self.layout.size
+
+    def to_json(self) -> dict:
+        """Plain JSON; made once per spec (every event of a run carries it): callers must not change it."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> dict:
+        return {"input_shape": list(self.input_shape), "layers": [l.to_json() for l in self.layers], "loss": self.loss}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> NetworkSpec:
+        return cls(tuple(raw["input_shape"]), tuple(layer_from_json(l) for l in raw["layers"]), raw["loss"])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each layer's tensors sit in the flat buffer: per layer, ``(name, shape)`` in order.
+
+    A layer's tensors are contiguous and each is stored row-major, so the rows
+    ``r0:r1`` of a layer's units (the first axis of every tensor) are one slice per tensor.
+    """
+
+    layers: tuple[tuple[tuple[str, tuple[int, ...]], ...], ...]
+
+    @cached_property
+    def offsets(self) -> list[int]:
+        """Start of each layer's tensors, and the total at the end."""
+        at = [0]
+        for tensors in self.layers:
+            at.append(at[-1] + sum(math.prod(shape) for _, shape in tensors))
+        return at
+
+    @property
+    def size(self) -> int:
+        return self.offsets[-1]
+
+    def views(self, flat: np.ndarray, layer: int, rows: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """The tensors of ``layer`` as views of ``flat``: the whole buffer, or one unit's own slice.
+
+        With ``rows``, ``flat`` is a unit's slice (as ``unit_indices`` cuts it) holding
+        rows ``r0:r1`` of every tensor of the layer.
+        """
+        at = self.offsets[layer] if rows is None else 0
+        out = {}
+        for name, shape in self.layers[layer]:
+            if rows is not None:
+                shape = (rows[1] - rows[0], *shape[1:])
+            n = math.prod(shape)
+            out[name] = flat[at : at + n].reshape(shape)
+            at += n
+        return out
+
+    def unit_indices(self, layer: int, r0: int, r1: int) -> np.ndarray:
+        """Where rows ``r0:r1`` of every tensor of ``layer`` sit in the flat buffer, in order."""
+        at, parts = self.offsets[layer], []
+        for _, shape in self.layers[layer]:
+            row = math.prod(shape[1:])
+            parts.append(np.arange(at + r0 * row, at + r1 * row))
+            at += math.prod(shape)
+        return np.concatenate(parts)
+
+    def weight_mask(self, weights: list[str | None]) -> np.ndarray:
+        """True where the flat buffer holds a weight (L2 applies), False at biases."""
+        mask = np.zeros(self.size, dtype=bool)
+        for layer, name in enumerate(weights):
+            if name is not None:
+                self.views(mask, layer)[name].fill(True)
+        return mask
+
+
+def layout_of(layout) -> Layout:
+    """A ``Layout`` from a ``NetworkSpec``, a ``Layout``, or dense ``sizes`` ``[n_x, n_1, ...]``."""
+    if isinstance(layout, Layout):
+        return layout
+    if isinstance(layout, NetworkSpec):
+        return layout.layout
+    sizes = list(layout)
+    return Layout(tuple(((("W", (n, p)), ("b", (n, 1)))) for p, n in zip(sizes[:-1], sizes[1:])))
 
 
 class Params:
     """All weights and biases of a network in one flat buffer.
 
-    ``W[l]`` (shape ``(n_l, n_prev)``) and ``b[l]`` (shape ``(n_l, 1)``) are views into
-    ``flat``, so an optimizer updates every tensor with a few whole-buffer operations
-    and a gradient can be summed, sent or stored as one array. Lists are 0-based:
-    ``W[0]`` is the course's ``W1``.
+    ``layers[l]`` holds layer ``l``'s tensors by name, as views into ``flat``, so an
+    optimizer updates every tensor with a few whole-buffer operations and a gradient
+    can be summed, sent or stored as one array. ``W[l]`` (shape ``(n_l, n_prev)`` for a
+    dense layer) and ``b[l]`` are the same views by layer (``None`` for a layer without
+    parameters). Lists are 0-based: ``W[0]`` is the course's ``W1``.
     """
 
-    def __init__(self, sizes, flat: np.ndarray):
-        self.sizes = list(sizes)
+    def __init__(self, layout, flat: np.ndarray):
+        self.sizes = layout  # as given (dense sizes, a spec or a Layout), so Params(p.sizes, ...) is alike
+        self.layout = layout_of(layout)
         self.flat = flat
-        need = param_count(self.sizes)
+        need = self.layout.size
         if flat.shape != (need,):
-            raise ValueError(f"flat buffer has shape {flat.shape}, layers {self.sizes} need {need} values")
-        self.W, self.b = [], []
-        at = 0
-        for n_prev, n in zip(self.sizes[:-1], self.sizes[1:]):
-            self.W.append(flat[at : at + n * n_prev].reshape(n, n_prev))
-            at += n * n_prev
-            self.b.append(flat[at : at + n].reshape(n, 1))
-            at += n
+            raise ValueError(f"flat buffer has shape {flat.shape}, layers {_described(layout)} need {need} values")
+        self.layers = [self.layout.views(flat, l) for l in range(len(self.layout.layers))]
+        self.W = [t.get("W") for t in self.layers]
+        self.b = [t.get("b") for t in self.layers]
 
     @classmethod
-    def zeros(cls, sizes, dtype=np.float64) -> Params:
-        return cls(sizes, np.zeros(param_count(sizes), dtype=dtype))
+    def zeros(cls, layout, dtype=np.float64) -> Params:
+        return cls(layout, np.zeros(layout_of(layout).size, dtype=dtype))
 
     @classmethod
     def from_weights(cls, weights, biases=None, dtype=np.float64) -> Params:
+        """Dense layers from their ``W`` matrices (and ``b`` vectors)."""
         sizes = [weights[0].shape[1]] + [W.shape[0] for W in weights]
         params = cls.zeros(sizes, dtype)
         for l, W in enumerate(weights):
@@ -84,11 +200,12 @@ class Params:
         return Params(self.sizes, self.flat.copy())
 
     def tensors(self) -> dict[str, np.ndarray]:
-        """Named views ``W1, b1, W2, b2, ...`` (1-based, as in the course)."""
-        named = {}
-        for l, (W, b) in enumerate(zip(self.W, self.b), start=1):
-            named[f"W{l}"], named[f"b{l}"] = W, b
-        return named
+        """Named views ``W1, b1, W2, b2, ...`` (1-based by layer, as in the course)."""
+        return {f"{name}{l}": view for l, tensors in enumerate(self.layers, start=1) for name, view in tensors.items()}
+
+
+def _described(layout) -> str:
+    return str(list(layout)) if isinstance(layout, list | tuple) else type(layout).__name__
 
 
 @dataclass
@@ -106,7 +223,8 @@ class Network:
 
     def __init__(self, spec: NetworkSpec):
         self.spec = spec
-        self.activations: list[Activation] = [get_activation(a) for _, a in spec.layers]
+        self.layers: tuple[Layer, ...] = spec.built
+        self.activations: list[Activation] = [layer.activation for layer in self.layers]
         self.loss: Loss = get_loss(spec.loss)
 
     def forward(self, params: Params, X, keep_prob: float = 1.0, mask_key=None, columns=None) -> Cache:
@@ -118,11 +236,10 @@ class Network:
         """
         cache = Cache(A=[X])
         A = X
-        last = len(self.activations) - 1
-        for l, (W, b, g) in enumerate(zip(params.W, params.b, self.activations)):
-            Z = W @ A
-            Z += b
-            A = g.forward(Z)
+        last = len(self.layers) - 1
+        for l, (layer, p) in enumerate(zip(self.layers, params.layers)):
+            Z = layer.forward(p, A)
+            A = layer.activation.forward(Z)
             cache.Z.append(Z)
             cache.G.append(A)
             if keep_prob < 1.0 and l < last:
@@ -141,21 +258,25 @@ class Network:
         name = self.activations[-1].name
         J = output_cost(self.loss, name, cache.Z[-1], cache.A[-1], Y)
         if l2:
-            J += l2 / (2 * Y.shape[1]) * sum(float(np.vdot(W, W)) for W in params.W)
+            J += l2 / (2 * Y.shape[1]) * sum(float(np.vdot(W, W)) for W in self.weights(params))
         return J
+
+    def weights(self, params: Params) -> list[np.ndarray]:
+        """The tensors L2 applies to, layer by layer."""
+        return [p[layer.weights] for layer, p in zip(self.layers, params.layers) if layer.weights]
 
     def backward(self, params: Params, cache: Cache, Y, grads: Params, l2: float = 0.0) -> None:
         """Write d(cost)/d(every parameter) into ``grads``."""
         m = Y.shape[1]
         dZ = output_delta(self.loss, self.activations[-1], cache.Z[-1], cache.A[-1], Y)
-        for l in reversed(range(len(params.W))):
-            np.matmul(dZ, cache.A[l].T, out=grads.W[l])
-            np.sum(dZ, axis=1, keepdims=True, out=grads.b[l])
-            if l2:
-                grads.W[l] += (l2 / m) * params.W[l]
+        for l in reversed(range(len(self.layers))):
+            layer, p, g = self.layers[l], params.layers[l], grads.layers[l]
+            layer.backward(p, cache.A[l], dZ, g)
+            if l2 and layer.weights:
+                g[layer.weights] += (l2 / m) * p[layer.weights]
             if l == 0:
                 break
-            dA = params.W[l].T @ dZ
+            dA = layer.input_grad(p, dZ, cache.A[l])
             if cache.masks:
                 dA *= cache.masks[l - 1]
             dZ = self.activations[l - 1].backward(dA, cache.Z[l - 1], cache.G[l - 1])

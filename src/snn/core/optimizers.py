@@ -8,7 +8,7 @@ needs one: plain arrays, so it saves with the model and resumes across epochs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -108,3 +108,13 @@ def make_optimizer(name: str, **hyper):
     except KeyError:
         raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}") from None
     return cls(**hyper)
+
+
+def optimizer_to_json(optimizer) -> dict:
+    """``{"name": ..., **hyperparameters}``: how an optimizer travels in events and model files."""
+    return {"name": optimizer.name, **asdict(optimizer)}
+
+
+def optimizer_from_json(raw: dict):
+    raw = dict(raw)
+    return make_optimizer(raw.pop("name"), **raw)

@@ -19,6 +19,7 @@ from .network import Network, Params, predictions
 from .schedules import SCHEDULES
 
 SHUFFLE = 1
+MAX_EPOCHS = 10**7  # no real run needs more; it keeps a typo from asking for an endless one
 
 
 @dataclass(frozen=True)

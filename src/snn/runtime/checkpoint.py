@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from ..config import MAX_EPOCHS
+from ..core.training import MAX_EPOCHS
 from ..errors import CheckpointError
 from ..files import write_json
 from ..documents import read_bounded, schema_problem

@@ -22,9 +22,11 @@ from ..core.network import NetworkSpec, Params, predictions
 from ..core.training import SHUFFLE, EpochResult, Plan, batches, epoch_rng
 from ..errors import SnnError
 from .codec import decode_json, encode
+from .events import Event, LocalEvent, MergeEvent, Train
+from .functions import FUNCTIONS
 from .keys import Keys
 from .ledger import Ledger
-from .plan import Granularity, row_ranges, shard_ranges, unit_indices
+from .plan import Granularity, shard_ranges
 from .stores import get_arrays
 
 
@@ -50,9 +52,16 @@ class Strategy:
     fan_in: int = 2
 
 
-# What each kind of unit leaves in the store besides its done record ("*state": one per state array).
-OUTPUTS = {"step": [], "forward": ["Z", "A", "G"], "loss": ["dZ"], "backward": ["dA"], "shard": ["grad"],
-           "reduce": [], "local": ["param", "*state"], "merge": ["param", "*state"]}
+@dataclass(frozen=True)
+class StepInputs:
+    """What every unit of one step is given: the fields its event shares (``base``), and the ``Train`` in them."""
+
+    base: dict
+    train: Train
+
+    def with_l2(self, cost: float, sumsq: float) -> float:
+        """The cost plus lambda/(2m) ||W||^2, from the units' sums of squared weights."""
+        return cost + self.train.l2 / (2 * self.train.m) * sumsq if self.train.l2 else cost
 
 
 @dataclass(frozen=True)
@@ -66,27 +75,18 @@ class Limits:
 
 class Coordinator:
     def __init__(self, spec: NetworkSpec, granularity: Granularity, engine, store, run_id: str,
-                 optimizer: dict, ledger: Ledger, limits: Limits = Limits(), strategy: Strategy = Strategy()):
+                 optimizer, ledger: Ledger, limits: Limits = Limits(), strategy: Strategy = Strategy()):
         self.spec, self.g, self.engine, self.store = spec, granularity, engine, store
         self.strategy = strategy
         if strategy.name != "sync" and granularity.kind != "network":
             raise SnnError(f"strategy {strategy.name!r} trains each batch in one invocation; "
                            f"granularity {granularity.name!r} is for sync; help: leave --granularity out")
         self.keys, self.optimizer, self.ledger, self.limits = Keys(run_id), optimizer, ledger, limits
-        self.sizes = spec.sizes
-        self.L = len(spec.layers)
-        self.net = {"sizes": self.sizes, "activations": [a for _, a in spec.layers], "loss": spec.loss}
-        self.units = self._layout()
+        self.units = granularity.units(spec) or [[(0, 0)]]
         self.slots = list(self._slots())
         self._written: list[str] = []  # outputs of the current step, deleted when it is over
 
     # ---- where each unit's parameters live
-
-    def _layout(self) -> list[list[tuple[int, int]]]:
-        """Row ranges per layer; ``network`` and ``data:K`` keep all parameters in one unit."""
-        if self.g.kind != "rows":
-            return [[(0, 0)]]
-        return [row_ranges(n, self.g.size) for n in self.sizes[1:]]
 
     def _slots(self):
         """``(layer, unit, indices into Params.flat)`` of every parameter unit."""
@@ -94,12 +94,12 @@ class Coordinator:
             for r, (c0, c1) in enumerate(shard_ranges(self.spec.n_params, self.strategy.reducers)):
                 yield 0, r, slice(c0, c1)
             return
-        if self.g.kind != "rows":
+        if self.g.units(self.spec) is None:
             yield 0, 0, slice(None)
             return
         for l, ranges in enumerate(self.units):
             for u, (r0, r1) in enumerate(ranges):
-                yield l, u, unit_indices(self.sizes, l, r0, r1)
+                yield l, u, self.spec.layout.unit_indices(l, r0, r1)
 
     def scatter(self, step: int, flat: np.ndarray, state: dict) -> None:
         k, out = self.keys, {}
@@ -170,12 +170,12 @@ class Coordinator:
         self._written += list(k)
         return k
 
-    def _train(self, plan: Plan, epoch: int, b: int, m: int, lr: float, state: dict) -> dict:
-        return {"lr": lr, "l2": plan.l2, "keep": 1.0 - plan.dropout, "m": m, "mask_key": [plan.seed, epoch, b, m],
-                "optimizer": self.optimizer, "state": list(state)}
+    def _train(self, plan: Plan, epoch: int, b: int, m: int, lr: float, state: dict) -> Train:
+        return Train(lr, plan.l2, 1.0 - plan.dropout, m, (plan.seed, epoch, b, m), self.optimizer, tuple(state))
 
-    def _base(self, step: int, train: dict) -> dict:
-        return {"store": self.store.url, "run": self.keys.run, "ttl": self.limits.key_ttl, "net": self.net,
+    def _base(self, step: int, train: Train) -> dict:
+        """The fields that every event of a step shares."""
+        return {"store": self.store.url, "run": self.keys.run, "ttl": self.limits.key_ttl, "net": self.spec,
                 "train": train, "step": step, "param_units": len(self.slots)}
 
     def _parallel_epochs(self, params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val):
@@ -199,10 +199,10 @@ class Coordinator:
                 for b, (Xb, Yb, _) in enumerate(batches(X, Y, labels, plan.batch_size, shuffle)):
                     xk, yk = self._put_batch(epoch, Xb, Yb, str(b))
                     base = self._base(epoch, self._train(plan, epoch, b, Xb.shape[1], lr, state))
-                    events.append({**base, "kind": "local", "layer": 0, "unit": b, "X": xk, "Y": yk})
+                    events.append(LocalEvent(**base, unit=b, X=xk, Y=yk))
                     weights.append(float(Xb.shape[1]))
                 results = self.stage(events)
-                self._merge(epoch, events[0]["train"], [("local", 0, b) for b in range(len(events))], weights)
+                self._merge(epoch, events[0].train, [("local", 0, b) for b in range(len(events))], weights)
                 self._cleanup(epoch, list(state))
                 self.gather(epoch + 1, params.flat, state)
                 self.version = epoch + 1
@@ -213,7 +213,7 @@ class Coordinator:
         finally:
             self._drain_quietly()
 
-    def _merge(self, step: int, train: dict, refs: list, weights: list) -> None:
+    def _merge(self, step: int, train: Train, refs: list, weights: list) -> None:
         """Merge the batch models: level by level through a tree, or all at once."""
         strat, base = self.strategy, {**self._base(step, train), "mode": "best" if self.strategy.name == "best" else "average"}
         if strat.name == "best":
@@ -223,8 +223,8 @@ class Coordinator:
         while True:
             groups = list(range(0, len(refs), fan_in))
             final = len(groups) == 1
-            self.stage([{**base, "kind": "merge", "layer": level, "unit": i, "final": final,
-                         "inputs": refs[g : g + fan_in], "weights": weights[g : g + fan_in]}
+            self.stage([MergeEvent(**base, layer=level, unit=i, final=final, inputs=tuple(refs[g : g + fan_in]),
+                                   weights=tuple(weights[g : g + fan_in]))
                         for i, g in enumerate(groups)])
             if final:
                 return
@@ -232,53 +232,28 @@ class Coordinator:
             weights = [float(sum(weights[g : g + fan_in])) for g in groups]
             level += 1
 
-    def step(self, step: int, xk: str, yk: str, train: dict) -> tuple[float, int]:
-        """One training step through the store; returns (cost, correct predictions)."""
-        base = {**self._base(step, train), "X": xk, "Y": yk}
-        l2_term = train["l2"] / (2 * train["m"])
-        if self.g.kind == "network":
-            (r,) = self.stage([{**base, "kind": "step", "layer": 0, "unit": 0}])
-            return r["cost"], r["correct"]
-        if self.g.kind == "data":
-            cols = shard_ranges(train["m"], self.g.size)
-            shards = self.stage([{**base, "kind": "shard", "layer": 0, "unit": k, "columns": c} for k, c in enumerate(cols)])
-            reduced = self.stage([{**base, "kind": "reduce", "layer": 0, "unit": u, "shards": len(cols),
-                                   "chunk": [sl.start or 0, sl.stop if sl.stop is not None else self.spec.n_params]}
-                                  for _, u, sl in self.slots])
-            cost = sum(r["cost"] for r in shards)
-            sumsq = sum(r["sumsq"] for r in reduced)
-            return (cost + l2_term * sumsq if train["l2"] else cost), sum(r["correct"] for r in shards)
-        base["units"] = [len(r) for r in self.units]
-        sumsq = 0.0
-        for l in range(self.L):
-            fwd = self.stage([{**base, "kind": "forward", "layer": l, "unit": u, "rows": rows}
-                              for u, rows in enumerate(self.units[l])])
-            sumsq += sum(r["sumsq"] for r in fwd)
-        (loss,) = self.stage([{**base, "kind": "loss", "layer": self.L, "unit": 0}])
-        for l in reversed(range(self.L)):
-            self.stage([{**base, "kind": "backward", "layer": l, "unit": u, "rows": rows}
-                        for u, rows in enumerate(self.units[l])])
-        cost = loss["cost"] + l2_term * sumsq if train["l2"] else loss["cost"]
-        return cost, loss["correct"]
+    def step(self, step: int, xk: str, yk: str, train: Train) -> tuple[float, int]:
+        """One training step through the store, in the granularity's stages; returns (cost, correct predictions)."""
+        return self.g.step(self, StepInputs({**self._base(step, train), "X": xk, "Y": yk}, train))
 
     # ---- the barrier
 
-    def _submit(self, events: list[dict]) -> list:
+    def _submit(self, events: list[Event]) -> list:
         # Counted in the ledger, so the limit holds across a resume.
         self.ledger.count("sent", len(events))
         limit = self.limits.max_invocations
         if limit is not None and self.ledger.counts["sent"] > limit:
             raise InvocationLimit(f"--max-invocations {limit} reached; the run stops here")
         sent = time.time()
-        return self.engine.submit([{**e, "sent": sent} for e in events])
+        return self.engine.submit([{**e.to_json(), "sent": sent} for e in events])
 
-    def stage(self, events: list[dict]) -> list[dict]:
+    def stage(self, events: list[Event]) -> list[dict]:
         """Run every event to completion; their ``done`` records, in unit order."""
         k = self.keys
         for e in events:
-            names = [n for spec in OUTPUTS[e["kind"]] for n in (e["train"]["state"] if spec == "*state" else [spec])]
-            self._written += [k.out(e["step"], e["kind"], e["layer"], e["unit"], n) for n in names]
-            self._written.append(k.done(e["step"], e["kind"], e["layer"], e["unit"]))
+            names = FUNCTIONS[e.kind].output_names(e)
+            self._written += [k.out(e.step, e.kind, e.layer, e.unit, n) for n in names]
+            self._written.append(k.done(e.step, e.kind, e.layer, e.unit))
         lim = self.limits
         handles = self._submit(events)
         attempts = [0] * len(events)
@@ -318,27 +293,27 @@ class Coordinator:
             for i in again:
                 attempts[i] += 1
                 if attempts[i] > lim.max_retries:
-                    raise UnitFailure(f"unit {_name(events[i])} of step {events[i]['step']} failed "
+                    raise UnitFailure(f"unit {events[i].name} of step {events[i].step} failed "
                                       f"{attempts[i]} times, the last with {last_error[i]}")
                 self.ledger.count("retries")
-                (handles[i],) = self._submit([{**events[i], "attempt": attempts[i]}])
+                (handles[i],) = self._submit([events[i].again(attempts[i])])
                 deadline[i] = time.monotonic() + lim.unit_timeout
         return self._results(events)
 
-    def _results(self, events: list[dict]) -> list[dict]:
+    def _results(self, events: list[Event]) -> list[dict]:
         """The units' done records, read from the store: complete and in unit order, or an error."""
         k = self.keys
-        raw = self.store.get_many([k.done(e["step"], e["kind"], e["layer"], e["unit"]) for e in events])
-        missing = [_name(e) for e, r in zip(events, raw) if r is None]
+        raw = self.store.get_many([k.done(e.step, e.kind, e.layer, e.unit) for e in events])
+        missing = [e.name for e, r in zip(events, raw) if r is None]
         if missing:
-            raise UnitFailure(f"step {events[0]['step']}: no output from units {', '.join(missing)}")
+            raise UnitFailure(f"step {events[0].step}: no output from units {', '.join(missing)}")
         return [decode_json(r) for r in raw]
 
-    def _note(self, event, attempt, status, detail):
+    def _note(self, event: Event, attempt, status, detail):
         now = time.time()
-        self.ledger.add({"phase": event["kind"], "layer": event["layer"], "unit": event["unit"],
-                         "step": event["step"], "attempt": attempt, "duplicate": False, "status": status,
-                         "worker": "", "sent": event.get("sent", now), "start": now, "end": now,
+        self.ledger.add({"phase": event.kind, "layer": event.layer, "unit": event.unit,
+                         "step": event.step, "attempt": attempt, "duplicate": False, "status": status,
+                         "worker": "", "sent": event.sent or now, "start": now, "end": now,
                          "bytes_in": 0, "bytes_out": 0, "detail": detail})
 
     # ---- housekeeping
@@ -381,6 +356,3 @@ class Coordinator:
             doomed += [k.state(self.version, l, u, n) for n in state_names]
         self.store.delete(doomed)
 
-
-def _name(event) -> str:
-    return f"{event['kind']}:{event['layer']}:{event['unit']}"

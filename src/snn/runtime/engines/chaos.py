@@ -32,6 +32,13 @@ class Chaos:
     def active(self) -> bool:
         return any((self.dup, self.drop, self.fail, self.delay))
 
+    @property
+    def text(self) -> str | None:
+        """The settings that differ from the defaults, as ``parse_chaos`` reads them; ``None`` when inactive."""
+        if not self.active:
+            return None
+        return ",".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if getattr(self, f.name) != f.default)
+
 
 def parse_chaos(text: str | None) -> Chaos:
     if not text:

@@ -1,0 +1,83 @@
+"""A run's runtime: its engine and store, and where its epochs come from.
+
+``run.train`` asks ``epoch_source`` for the epochs of a run: the core loop in this
+process when nothing distributed is asked for, else a ``Coordinator`` over an engine
+and a store that ``runtime_session`` opens and closes in the right order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import TYPE_CHECKING
+
+from ..core.strategies import train_epochs_parallel
+from ..core.training import Plan, train_epochs
+from ..errors import ConfigError
+from .coordinator import Coordinator, Limits, Strategy
+from .engines import make_engine
+from .engines.chaos import ChaosEngine
+from .info import RuntimeInfo, write_runtime_info
+from .stores import forget_store, open_store
+from .stores.embedded import EmbeddedValkey
+
+if TYPE_CHECKING:  # the config is read above the runtime; only its shape is needed here
+    from ..config import RuntimeConfig, TrainingConfig
+
+
+@contextlib.contextmanager
+def runtime_session(rt, **engine_options):
+    """An engine and a store for ``rt`` (a RuntimeConfig), closed in the right order afterwards.
+
+    Without a store URL: a memory store when the engine runs functions in this process,
+    else an embedded Valkey on loopback.
+    """
+    if rt.address and rt.store in (None, "memory"):
+        raise ConfigError("runtime.address names a Ray cluster, whose nodes cannot reach an embedded Valkey on this "
+                          "machine's loopback; help: pass --store redis://HOST:PORT that every node can reach")
+    engine = make_engine(rt.engine, address=rt.address, workers=rt.workers, **engine_options)
+    with contextlib.ExitStack() as stack:
+        stack.callback(engine.close)
+        url = rt.store
+        if url is None or url == "memory":
+            if not engine.shared_memory:
+                if url == "memory":
+                    raise ConfigError(f"runtime.store 'memory' lives in one process; engine {rt.engine!r} runs "
+                                      "functions elsewhere; help: pass --store redis://HOST:PORT or leave it out")
+                url = stack.enter_context(EmbeddedValkey()).url
+            else:
+                url = f"memory://{uuid.uuid4().hex}"
+        store = open_store(url)
+        stack.callback(forget_store, url)
+        yield engine, store
+
+
+@contextlib.contextmanager
+def epoch_source(rt: RuntimeConfig, t: TrainingConfig, spec, net, optimizer, params, state, X, Y, plan: Plan,
+                 start_epoch, should_stop, ledger, folder, X_val=None, Y_val=None):
+    """The epochs of this run: in process for ``network`` on ``local``, else through the runtime."""
+    granularity, chaos = rt.granularity, rt.chaos
+    if granularity.kind == "network" and rt.engine == "local" and not chaos.active and rt.store is None:
+        if t.strategy == "sync":
+            yield train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch)
+        else:
+            yield train_epochs_parallel(net, params, optimizer, state, X, Y, plan, t.strategy, t.fan_in,
+                                        X_val, Y_val, start_epoch)
+        return
+    with runtime_session(rt) as (engine, store):
+        if chaos.active:
+            engine = ChaosEngine(engine, chaos)
+        run_id = uuid.uuid4().hex
+        if folder is not None:
+            write_runtime_info(folder, RuntimeInfo(run_id=run_id, store=store.url, engine=rt.engine))
+        limits = Limits(rt.unit_timeout, rt.max_retries, rt.retry_backoff, rt.key_ttl, rt.max_invocations)
+        reducers = granularity.size if granularity.kind == "data" and t.reduce == "scatter-reduce" else 1
+        coordinator = Coordinator(spec, granularity, engine, store, run_id,
+                                  optimizer, ledger, limits,
+                                  Strategy(t.strategy, reducers, t.fan_in))
+        yield coordinator.epochs(params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val)
+        if chaos.active:
+            engine.settle()
+            coordinator.drain()
+            ledger.counts.update({f"injected_{k}": v for k, v in engine.injected.items()})
+        coordinator.finish(list(state))
