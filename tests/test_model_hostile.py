@@ -309,8 +309,4 @@ def test_the_v1_fixture_written_as_v2_loads_the_same(tmp_path):
     ({**V2, "version": 1}, "n_input: required, but missing|n_input: Field required"),
 ])
 def test_every_field_of_a_v2_architecture_has_its_rule(tmp_path, doc, message):
-    folder = model_folder(tmp_path)
-    (folder / "model.json").write_text(json.dumps(doc))
-    with pytest.raises(ModelFileError, match=message) as e:
-        snn.load_model(folder)
-    one_line(e.value, folder)
+    test_every_field_of_model_json_has_its_rule(tmp_path, doc, message)
