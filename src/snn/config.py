@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import (BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema,
-                      field_validator, model_validator)
-from typing import Annotated
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PlainSerializer, PlainValidator, Tag, ValidationError,
+                      WithJsonSchema, field_validator, model_validator)
+from typing import Annotated, Union
 
 from .core.activations import ACTIVATIONS
 from .core.initializers import INITIALIZERS, RANDOM_MODES
@@ -35,7 +35,7 @@ ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 # Bounds that no real network of this library reaches, and that keep a typo from
 # asking for terabytes (units: 1e9) or an endless run.
-MAX_UNITS, MAX_LAYERS, MAX_EXAMPLES = 1 << 16, 64, 10**9
+MAX_UNITS, MAX_LAYERS, MAX_EXAMPLES, MAX_KERNEL = 1 << 16, 64, 10**9, 1024
 STORE_SCHEMES = ("redis://", "rediss://", "unix://", "valkey://")
 
 
@@ -45,17 +45,69 @@ class Strict(BaseModel):
 
 
 class LayerConfig(Strict):
-    type: Literal[tuple(LAYERS)] = Field("dense", description="the layer kind")  # type: ignore[valid-type]
-    units: int = Field(gt=0, le=MAX_UNITS, description="neurons in the layer")
-    activation: ActivationName
+    """A layer entry; ``type`` picks the kind (``dense`` when absent, as in every config before types)."""
 
     def spec(self):
         """The core's spec of this layer."""
         return LAYERS[self.type](**self.model_dump(exclude={"type"}))
 
 
+class DenseConfig(LayerConfig):
+    type: Literal["dense"] = "dense"
+    units: int = Field(gt=0, le=MAX_UNITS, description="neurons in the layer")
+    activation: ActivationName
+
+
+class Conv2DConfig(LayerConfig):
+    type: Literal["conv2d"]
+    filters: int = Field(gt=0, le=MAX_UNITS, description="output channels; one filter is one neuron")
+    kernel: int = Field(gt=0, le=MAX_KERNEL, description="height and width of each filter")
+    activation: ActivationName
+    stride: int = Field(1, gt=0, le=MAX_KERNEL)
+    padding: Literal["valid", "same"] | Annotated[int, Field(ge=0, le=MAX_KERNEL)] = Field(
+        "valid", description="valid (none), same (odd kernel, stride 1), or pixels on each side")
+
+
+class PoolConfig(LayerConfig):
+    size: int = Field(2, gt=0, le=MAX_KERNEL, description="height and width of each window")
+    stride: int | None = Field(None, gt=0, le=MAX_KERNEL, description="default: the window size")
+
+
+class MaxPoolConfig(PoolConfig):
+    type: Literal["maxpool2d"]
+
+
+class AvgPoolConfig(PoolConfig):
+    type: Literal["avgpool2d"]
+
+
+class FlattenConfig(LayerConfig):
+    type: Literal["flatten"]
+
+
+LAYER_CONFIGS = {c.model_fields["type"].annotation.__args__[0]: c
+                 for c in (DenseConfig, Conv2DConfig, MaxPoolConfig, AvgPoolConfig, FlattenConfig)}
+assert set(LAYER_CONFIGS) == set(LAYERS), "every registered layer kind has its config schema"
+
+
+def _layer_kind(value) -> str:
+    kind = value.get("type", "dense") if isinstance(value, dict) else getattr(value, "type", "dense")
+    return kind if kind in LAYER_CONFIGS else "unknown"
+
+
+class UnknownLayer(BaseModel):
+    """What an entry of no known type meets: the one error saying which types there are."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal[tuple(LAYERS)]  # type: ignore[valid-type]
+
+
+AnyLayer = Annotated[Union[tuple(Annotated[c, Tag(k)] for k, c in LAYER_CONFIGS.items())]  # noqa: UP007
+                     | Annotated[UnknownLayer, Tag("unknown")], Discriminator(_layer_kind)]
+
+
 class NetworkConfig(Strict):
-    layers: list[LayerConfig] = Field(min_length=1, max_length=MAX_LAYERS, description="hidden layers, then the output layer")
+    layers: list[AnyLayer] = Field(min_length=1, max_length=MAX_LAYERS, description="hidden layers, then the output layer")
     loss: Literal[("auto", *LOSSES)] = Field("auto", description="auto: bce after sigmoid, cce after softmax, else mse")  # type: ignore[valid-type]
     init: Literal[tuple(INITIALIZERS)] = "he"  # type: ignore[valid-type]
     init_scale: float | None = Field(None, gt=0, description="factor of the 'scaled' initializer (default 0.01)")
@@ -67,6 +119,9 @@ class NetworkConfig(Strict):
 
     @model_validator(mode="after")
     def _softmax_needs_classes(self):
+        if self.layers[-1].type != "dense":
+            raise ValueError(f"the output layer is {self.layers[-1].type}; it must be dense (one unit per class, "
+                             "or 1 sigmoid unit): end with flatten and a dense layer")
         if self.layers[-1].activation == "softmax" and self.layers[-1].units < 2:
             raise ValueError("a softmax output needs at least 2 units (one per class); "
                              "for two classes use 1 sigmoid unit or 2 softmax units")
@@ -264,7 +319,8 @@ def describe(error: ValidationError, source: str) -> str:
     """One line: each problem's field, bad value, and what is allowed."""
     lines = [f"{source}: {error.error_count()} invalid field(s):"]
     for e in error.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = _untagged(e["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
             allowed = ", ".join(_fields_at(e["loc"][:-1]))
             lines.append(f"{field}: unknown field; allowed here: {allowed}")
@@ -278,10 +334,18 @@ def describe(error: ValidationError, source: str) -> str:
     return lines[0] + " " + "; ".join(lines[1:])
 
 
+def _untagged(loc) -> tuple:
+    """A location without the union tags pydantic adds (``layers.0.conv2d.kernel`` is ``layers.0.kernel``)."""
+    return tuple(p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in (*LAYER_CONFIGS, "unknown")))
+
+
 def _fields_at(loc) -> list[str]:
     model: Any = Config
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
+            continue
+        if i and isinstance(loc[i - 1], int) and part in LAYER_CONFIGS:
+            model = LAYER_CONFIGS[part]
             continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:

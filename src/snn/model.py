@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
-from .config import MAX_LAYERS, MAX_UNITS, LayerConfig
+from .config import MAX_LAYERS, MAX_UNITS, AnyLayer
 from .core.activations import ACTIVATIONS
 from .core.losses import LOSSES
 from .core.network import Network, NetworkSpec, Params, predictions
@@ -141,7 +141,7 @@ class ArchitectureFile(_Strict):
     """Version 2: an input shape, and layers of any registered type (the config's own schema)."""
 
     input_shape: list[Annotated[int, Field(gt=0, le=MAX_INPUT)]] = Field(min_length=1, max_length=3)
-    layers: list[LayerConfig] = Field(min_length=1, max_length=MAX_LAYERS)
+    layers: list[AnyLayer] = Field(min_length=1, max_length=MAX_LAYERS)
     loss: Literal[tuple(LOSSES)]  # type: ignore[valid-type]
     dtype: Literal["float32", "float64"]
 
@@ -150,6 +150,8 @@ class ArchitectureFile(_Strict):
         if math.prod(self.input_shape) > MAX_INPUT:
             raise ValueError(f"input_shape {self.input_shape} has more than {MAX_INPUT} values")
         last = self.layers[-1]
+        if last.type != "dense":
+            raise ValueError(f"the output layer must be dense, not {last.type}")
         if last.activation == "softmax" and last.units < 2:
             raise ValueError("a softmax output needs at least 2 units")
         self.spec().built  # every layer fits the shape before it  # noqa: B018
@@ -167,6 +169,7 @@ class PreprocessingFile(_Strict):
     kind: Literal["image", "table"]
     shape: list[Annotated[int, Field(gt=0, le=MAX_INPUT)]] = Field(min_length=1, max_length=4)
     scale: float = Field(gt=0)
+    channels_first: bool = False
 
     @model_validator(mode="after")
     def _images_are_2d(self):
@@ -258,7 +261,7 @@ def load_model(path: str | Path) -> Model:
     # two optimizer state arrays of the same size and a step count besides.
     tensors = read_tensors(path, ModelFileError, min_bytes=weights_bytes,
                            max_bytes=3 * weights_bytes + 8 + TENSOR_HEADER_BYTES)
-    params = Params.zeros(spec.sizes, dtype)
+    params = Params.zeros(spec, dtype)
     expected = {name: (view.shape, dtype) for name, view in params.tensors().items()}
     state_names = {k for k in tensors if k.startswith(OPTIMIZER_PREFIX)}
     if state_names:  # a model may come without its optimizer state, never with part of it

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -60,12 +60,29 @@ def network_spec(config: Config, dataset: Dataset) -> NetworkSpec:
     """The architecture, checked against the dataset's input size and classes."""
     layers = tuple(l.spec() for l in config.network.layers)
     n_out, k = layers[-1].units, len(dataset.classes)
+    images = config.network.layers[0].type != "dense"
     if not (n_out == k or (n_out == 1 and k == 2)):
         raise ConfigError(
             f"network.layers[-1].units is {n_out}, but dataset {dataset.name!r} has {k} classes; "
             f"allowed: {k}" + (" (or 1 with sigmoid)" if k == 2 else "")
         )
-    return NetworkSpec(dataset.n_input, layers, config.network.resolved_loss())
+    if images and dataset.preprocessing.kind != "image":
+        raise ConfigError(f"network.layers[0] is {config.network.layers[0].type}, which reads images; dataset "
+                          f"{dataset.name!r} holds table rows; help: start with a dense layer")
+    shape = dataset.preprocessing.image_shape if images else (dataset.n_input,)
+    try:
+        spec = NetworkSpec(shape, layers, config.network.resolved_loss())
+        spec.built  # noqa: B018  (every layer fits the shape before it)
+    except ValueError as e:
+        raise ConfigError(f"network.layers: {e} (input {'x'.join(map(str, shape))})") from None
+    return spec
+
+
+def for_network(dataset: Dataset, spec: NetworkSpec) -> Dataset:
+    """The dataset as this network reads it: images channels first when the first layer takes images."""
+    if len(spec.input_shape) == 1:
+        return dataset
+    return replace(dataset, preprocessing=replace(dataset.preprocessing, channels_first=True))
 
 
 def initial_params(config: Config, spec: NetworkSpec) -> Params:
@@ -132,6 +149,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     dataset = dataset.subset(config.data.subset).with_validation(config.data.validation_split, config.training.seed)
     check_splits(dataset)  # an unusable test split fails now, not after the whole training
     spec = network_spec(config, dataset)
+    dataset = for_network(dataset, spec)
     net, dtype, n_out = Network(spec), np.dtype(config.network.dtype), spec.n_out
     cols = dataset.preprocessing.columns
     X, Y = cols(dataset.x_train, dtype), targets(dataset.y_train, n_out, dtype)

@@ -242,10 +242,12 @@ class Network:
             A = layer.activation.forward(Z)
             cache.Z.append(Z)
             cache.G.append(A)
-            if keep_prob < 1.0 and l < last:
-                mask = dropout_mask(mask_key, l, A.shape, keep_prob, A.dtype, columns)
+            if keep_prob < 1.0 and l < last:  # a mask (or None) per hidden layer
+                mask = None
+                if layer.weights:  # layers with neurons; not pooling or flatten
+                    mask = dropout_mask(mask_key, l, layer.out_shape, keep_prob, A.dtype, columns)
+                    A = A * mask
                 cache.masks.append(mask)
-                A = A * mask
             cache.A.append(A)
         return cache
 
@@ -277,7 +279,7 @@ class Network:
             if l == 0:
                 break
             dA = layer.input_grad(p, dZ, cache.A[l])
-            if cache.masks:
+            if cache.masks and cache.masks[l - 1] is not None:
                 dA *= cache.masks[l - 1]
             dZ = self.activations[l - 1].backward(dA, cache.Z[l - 1], cache.G[l - 1])
 
@@ -295,13 +297,16 @@ def dropout_mask(key, layer: int, shape, keep_prob: float, dtype, columns=None) 
     ``key`` is ``(seed, epoch, batch, m)``: the mask of the whole batch (``m`` columns) is
     drawn from a generator seeded by the key and the layer alone, so every worker (a
     neuron's rows, a data shard's ``columns``) draws the same numbers without talking.
+    ``shape`` is the layer's output per example: ``(n,)`` gives ``(n, m)`` columns, and an
+    image shape ``(C, H, W)`` gives ``(m, C, H, W)``, drawn as ``(C*H*W, m)`` columns.
     """
     seed, epoch, batch, m = key
     rng = np.random.default_rng([seed, DROPOUT_STREAM, epoch, batch, layer])
-    keep = rng.random((shape[0], m)) < keep_prob
+    keep = rng.random((math.prod(shape), m)) < keep_prob
     if columns is not None:
         keep = keep[:, columns]
-    return keep.astype(dtype) / np.dtype(dtype).type(keep_prob)
+    mask = keep.astype(dtype) / np.dtype(dtype).type(keep_prob)
+    return mask if len(shape) == 1 else mask.T.reshape(-1, *shape)
 
 
 DROPOUT_STREAM = 2

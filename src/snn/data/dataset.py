@@ -19,19 +19,28 @@ class Preprocessing:
     kind: str = "table"  # "image" or "table"
     shape: tuple[int, ...] = ()  # one raw example's shape, e.g. (64, 64, 3)
     scale: float = 1.0  # divide raw values by this (255 for 8-bit images)
+    channels_first: bool = False  # images as (channels, height, width) features, as convolutions read them
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of an image example."""
+        return (1, *self.shape) if len(self.shape) == 2 else (self.shape[2], self.shape[0], self.shape[1])
 
     def columns(self, x, dtype=np.float64) -> np.ndarray:
         """Raw examples of shape ``(m, *shape)`` -> inputs of shape ``(n_x, m)``."""
         x = np.asarray(x)
+        if self.channels_first and x.ndim == 4:
+            x = x.transpose(0, 3, 1, 2)  # (m, H, W, C) -> (m, C, H, W)
         flat = x.reshape(x.shape[0], -1).T
         return np.divide(flat, self.scale, dtype=dtype)
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "shape": list(self.shape), "scale": self.scale}
+        out = {"kind": self.kind, "shape": list(self.shape), "scale": self.scale}
+        return {**out, "channels_first": True} if self.channels_first else out
 
     @classmethod
     def from_json(cls, d: dict) -> Preprocessing:
-        return cls(d["kind"], tuple(d["shape"]), float(d["scale"]))
+        return cls(d["kind"], tuple(d["shape"]), float(d["scale"]), bool(d.get("channels_first", False)))
 
 
 @dataclass(frozen=True)

@@ -196,8 +196,7 @@ def _input(ev, io, keys, layer):
 
 def _rows_mask(ev, layer, dtype):
     r0, r1 = ev.rows
-    shape = (ev.net.built[layer].units, ev.train.m)
-    return dropout_mask(ev.train.mask_key, layer, shape, ev.train.keep, dtype)[r0:r1]
+    return dropout_mask(ev.train.mask_key, layer, ev.net.built[layer].out_shape, ev.train.keep, dtype)[r0:r1]
 
 
 def _own(ev, io, keys, p=None):

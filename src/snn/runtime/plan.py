@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from ..core.network import layout_of
+from ..errors import SnnError
 from .events import BackwardEvent, ForwardEvent, LossEvent, ReduceEvent, ShardEvent, StepEvent
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ class Rows:
         return {0: "layer", 1: "neuron"}.get(self.size, f"block:{self.size}")
 
     def units(self, spec):
+        kinds = {layer.spec.kind for layer in spec.built} - {"dense"}
+        if kinds:
+            raise SnnError(f"granularity {self.name!r} splits dense layers into neurons; this network has "
+                           f"{', '.join(sorted(kinds))} layers; help: use --granularity network or data:K")
         return [row_ranges(layer.units, self.size) for layer in spec.built]
 
     def step(self, c, inputs):

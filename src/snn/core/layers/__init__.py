@@ -104,7 +104,11 @@ def activation_of(name: str) -> Activation:
     return get_activation(name)
 
 
-from . import dense  # noqa: E402  (registers itself)
+# Each module registers its kinds when imported.
 from .dense import Dense  # noqa: E402
+from .conv2d import Conv2D  # noqa: E402
+from .pool import AvgPool2D, MaxPool2D  # noqa: E402
+from .flatten import Flatten  # noqa: E402
 
-__all__ = ["LAYERS", "Dense", "Layer", "LayerSpec", "activation_of", "dense", "layer_from_json", "register"]
+__all__ = ["LAYERS", "AvgPool2D", "Conv2D", "Dense", "Flatten", "Layer", "LayerSpec", "MaxPool2D", "activation_of",
+           "layer_from_json", "register"]
