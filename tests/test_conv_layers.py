@@ -161,27 +161,6 @@ def tiny_cnn(**training):
     }
 
 
-def test_a_conv_network_trains_data_parallel_as_in_process(data_root):
-    import snn
-
-    ref = snn.train(tiny_cnn(), data_root=data_root, save=False)
-    assert ref.model.spec.input_shape == (1, 28, 28) and ref.model.preprocessing.channels_first
-    run = snn.train({**tiny_cnn(), "runtime": {"granularity": "data:2", "store": "memory"}}, data_root=data_root,
-                    save=False)
-    assert np.abs(run.model.params.flat - ref.model.params.flat).max() <= 1e-9
-    assert [r["cost"] for r in run.history] == pytest.approx([r["cost"] for r in ref.history], abs=1e-9)
-    assert run.summary["invocations"] > 0
-
-
-def test_granularities_that_split_neurons_refuse_a_conv_network_in_one_line(data_root):
-    import snn
-    from snn.errors import SnnError
-
-    with pytest.raises(SnnError, match="granularity 'neuron' splits dense layers into neurons; this network has "
-                                       "avgpool2d, conv2d, flatten, maxpool2d layers; help: use --granularity network"):
-        snn.train({**tiny_cnn(), "runtime": {"granularity": "neuron"}}, data_root=data_root, save=False)
-
-
 def test_a_conv_model_saves_loads_and_predicts_raw_images(data_root, tmp_path):
     import snn
     from snn.data import load_dataset
@@ -190,6 +169,7 @@ def test_a_conv_model_saves_loads_and_predicts_raw_images(data_root, tmp_path):
     run.model.save(tmp_path / "m")
     model = snn.load_model(tmp_path / "m")
     assert model.spec == run.model.spec and model.preprocessing == run.model.preprocessing
+    assert model.spec.input_shape == (1, 28, 28) and model.preprocessing.channels_first
     x = load_dataset("mnist", data_root).x_test[:20]
     np.testing.assert_array_equal(model.predict_raw(x), run.model.predict_raw(x))
 

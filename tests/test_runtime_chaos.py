@@ -4,28 +4,32 @@ import sys
 
 import numpy as np
 import pytest
+from test_runtime_parity import small
 
 import snn
 from snn.errors import SnnError
 from snn.runtime.engines import EngineUnavailable, make_engine
 from snn.runtime.engines.chaos import parse_chaos
-from test_runtime_parity import small
 
 CHAOS = "dup=0.3,drop=0.1,fail=0.05,delay=0.05,delay_s=0.01,seed=7"
 
 
-def units_per_step(granularity):
-    """How many units one step of ``small()`` runs at each granularity."""
+def units_per_step(granularity, net):
+    """How many units one step runs: of ``small()`` (6, 5, 3 neurons), or of ``tiny_cnn()`` (3 and 4
+    filters, 8 and 10 neurons; pooling and flatten run inside the filters' units)."""
+    if net == "cnn":
+        return {"layer": 2 * 4 + 1, "neuron": 2 * (3 + 4 + 8 + 10) + 1}[granularity]
     return {"network": 1, "layer": 7, "neuron": 2 * (6 + 5 + 3) + 1, "data:3": 4}[granularity]
 
 
 # Lithops' localhost backend pays ~0.5 s a stage, so there the fine-grained case is layer.
-CASES = [(e, g) for e in ("local", "ray") for g in ("network", "neuron", "data:3")] + [
-    ("lithops", "network"), ("lithops", "layer"), ("lithops", "data:3")]
+CASES = [(e, g, "mlp") for e in ("local", "ray") for g in ("network", "neuron", "data:3")] + [
+    ("lithops", "network", "mlp"), ("lithops", "layer", "mlp"), ("lithops", "data:3", "mlp"),
+    ("local", "neuron", "cnn"), ("ray", "neuron", "cnn"), ("lithops", "layer", "cnn")]
 
 
-@pytest.mark.parametrize("engine, granularity", CASES)
-def test_chaos_ends_with_the_clean_parameters(request, engine, granularity):
+@pytest.mark.parametrize("engine, granularity, net", CASES)
+def test_chaos_ends_with_the_clean_parameters(request, engine, granularity, net):
     """Nothing here depends on how fast the machine is.
 
     A drop is noticed only at the unit timeout, so the timeout is short to keep the test
@@ -41,13 +45,18 @@ def test_chaos_ends_with_the_clean_parameters(request, engine, granularity):
     if engine == "ray":
         request.getfixturevalue("ray_session")
     epochs = 1 if engine == "lithops" else 2
-    cfg = small(epochs=epochs)
+    if net == "cnn":
+        from test_conv_layers import tiny_cnn
+
+        cfg, root = tiny_cnn(epochs=epochs, batch_size=None), request.getfixturevalue("data_root")
+    else:
+        cfg, root = small(epochs=epochs), None
     timeout = 3.0 if engine == "lithops" else 0.5  # a drop costs one timeout: keep them short here
     store = "memory" if engine == "local" else None
-    clean = snn.train({**cfg, "runtime": {"granularity": granularity, "engine": engine, "store": store}}, save=False)
+    clean = snn.train({**cfg, "runtime": {"granularity": granularity, "engine": engine, "store": store}}, root, save=False)
     run = snn.train({**cfg, "runtime": {"granularity": granularity, "engine": engine, "chaos": CHAOS,
                                          "unit_timeout": timeout, "max_retries": 20, "retry_backoff": 0.001}},
-                    save=False)
+                    root, save=False)
     np.testing.assert_array_equal(run.model.params.flat, clean.model.params.flat)
     assert [r["cost"] for r in run.history] == [r["cost"] for r in clean.history]
 
@@ -63,7 +72,7 @@ def test_chaos_ends_with_the_clean_parameters(request, engine, granularity):
     assert s["duplicates_suppressed"] >= injected.get("dup", 0)
     # Exactly once: one effective (non-duplicate) execution per unit per step.
     effective = [r for r in run.ledger.records if r["status"] == "ok" and not r["duplicate"]]
-    assert len(effective) == epochs * units_per_step(granularity) == clean.summary["invocations"]
+    assert len(effective) == epochs * units_per_step(granularity, net) == clean.summary["invocations"]
     assert len({(r["step"], r["phase"], r["layer"], r["unit"]) for r in effective}) == len(effective)
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import snn
-from snn.runtime.plan import parse_granularity, row_ranges, shard_ranges, unit_indices
 from snn.core.network import Params
+from snn.runtime.plan import parse_granularity, row_ranges, shard_ranges, unit_indices
 
 GRANULARITIES = ["network", "layer", "neuron", "block:4", "data:3"]
 
@@ -39,6 +39,48 @@ def test_parity_matrix(engine, granularity):
     for name, tensor in run.model.optimizer_state.items():
         np.testing.assert_allclose(tensor, ref.model.optimizer_state[name], atol=1e-9)
     assert run.summary["invocations"] > 0 and run.summary["duplicates_suppressed"] == 0
+
+
+CONV_GRANULARITIES = ["network", "layer", "neuron", "block:2", "data:2"]
+
+
+@pytest.mark.parametrize("granularity", CONV_GRANULARITIES)
+def test_a_conv_network_matches_at_every_granularity(engine, granularity, data_root):
+    """One neuron is one filter; pooling and flatten run inside the units before them."""
+    from test_conv_layers import tiny_cnn
+
+    # Lithops pays ~0.5 s a stage and neuron runs 9 stages a step: one full-batch epoch there.
+    cfg = tiny_cnn(epochs=1, batch_size=None, dropout=0.0) if engine == "lithops" else tiny_cnn()
+    ref = snn.train(cfg, data_root=data_root, save=False)
+    store = "memory" if engine == "local" else None
+    run = snn.train({**cfg, "runtime": {"granularity": granularity, "engine": engine, "store": store}},
+                    data_root=data_root, save=False)
+    assert np.abs(run.model.params.flat - ref.model.params.flat).max() <= 1e-9
+    assert [r["cost"] for r in run.history] == pytest.approx([r["cost"] for r in ref.history], abs=1e-9)
+    assert run.summary["invocations"] == len(run.history) * conv_units_per_step(granularity, cfg)
+
+
+def conv_units_per_step(granularity, cfg) -> int:
+    """Invocations per step of ``tiny_cnn``: conv 3, conv 4, dense 8 and 10 neurons; no unit for pool or flatten."""
+    steps = 1 if not cfg["training"]["batch_size"] else -(-96 // cfg["training"]["batch_size"])
+    per = {"network": 1, "layer": 2 * 4 + 1, "neuron": 2 * (3 + 4 + 8 + 10) + 1,
+           "block:2": 2 * (2 + 2 + 4 + 5) + 1, "data:2": 2 + 1}[granularity]
+    return steps * per
+
+
+def test_a_network_opening_with_pooling_splits_into_filters(data_root):
+    """Layers without parameters before the first layer with neurons run in its units; conv follows conv."""
+    from test_conv_layers import tiny_cnn
+
+    cfg = tiny_cnn(epochs=1)
+    cfg["network"]["layers"] = [
+        {"type": "maxpool2d", "size": 2}, {"type": "conv2d", "filters": 3, "kernel": 3, "activation": "relu"},
+        {"type": "conv2d", "filters": 2, "kernel": 3, "activation": "sigmoid", "stride": 2}, {"type": "flatten"},
+        {"units": 10, "activation": "softmax"}]
+    ref = snn.train(cfg, data_root=data_root, save=False)
+    run = snn.train({**cfg, "runtime": {"granularity": "neuron"}}, data_root=data_root, save=False)
+    assert np.abs(run.model.params.flat - ref.model.params.flat).max() <= 1e-9
+    assert run.summary["invocations"] == 3 * (2 * (3 + 2 + 10) + 1)
 
 
 def test_sgd_momentum_and_rmsprop_through_neurons():

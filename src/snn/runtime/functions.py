@@ -27,9 +27,21 @@ from ..core.losses import output_cost, output_delta
 from ..core.network import Network, NetworkSpec, Params, dropout_mask, predictions
 from ..core.strategies import local_step, pick_best, weighted_average
 from .codec import decode, encode, encode_json
-from .events import (BackwardEvent, Event, ForwardEvent, LocalEvent, LossEvent, MergeEvent, ReduceEvent, ShardEvent,
-                     StepEvent, TrainingEvent, event_from_json)
+from .events import (
+    BackwardEvent,
+    Event,
+    ForwardEvent,
+    LocalEvent,
+    LossEvent,
+    MergeEvent,
+    ReduceEvent,
+    ShardEvent,
+    StepEvent,
+    TrainingEvent,
+    event_from_json,
+)
 from .keys import Keys
+from .plan import span_of, unit_part
 from .stores import get_json, open_store, put_json
 
 
@@ -177,26 +189,45 @@ def run_step(ev: StepEvent, io, keys):
 
 
 # ---- layer, block:N, neuron: rows of one layer per invocation
+#
+# A unit owns rows r0:r1 of its layer (dense rows, or convolution filters) and runs the
+# parameter-free layers of its span on its own channels (see ``plan.Span``).
 
-def _gather(io, keys, ev, phase, layer, name) -> np.ndarray:
-    """Outputs ``name`` of every unit of a layer, stacked in unit order along the layer's unit axis."""
+def _gather(io, keys, ev, phase, layer, name, axis) -> np.ndarray:
+    """Outputs ``name`` of every unit of a layer, stacked in unit order along ``axis``."""
     parts = io.arrays([keys.out(ev.step, phase, layer, u, name) for u in range(ev.units[layer])])
     if len(parts) == 1:
         return parts[0]
     with io.timed("merge"):
-        return np.concatenate(parts, axis=ev.net.built[layer].unit_axis)
+        return np.concatenate(parts, axis=axis)
 
 
-def _input(ev, io, keys, layer):
-    """A[layer - 1]: the batch for the first layer, else the previous layer's outputs."""
-    if layer == 0:
-        return io.array(ev.X)
-    return _gather(io, keys, ev, "forward", layer - 1, "A")
+def _through(layer, A):
+    """A parameter-free layer's forward: (its input, Z, its output)."""
+    Z = layer.forward({}, A)
+    return A, Z, layer.activation.forward(Z)
+
+
+def _chain(net, layers, A) -> tuple[np.ndarray, list]:
+    """``A`` through parameter-free ``layers``; the output and each layer's (input, Z, output)."""
+    steps = []
+    for t in layers:
+        steps.append(_through(net.built[t], A))
+        A = steps[-1][2]
+    return A, steps
+
+
+def _input(ev, io, keys, span):
+    """The input of the span's layer: the batch through the opening layers, or the previous span's outputs."""
+    if span.prev is None:
+        return _chain(ev.net, span.head, io.array(ev.X))[0]
+    return _gather(io, keys, ev, "forward", span.prev, "A", span_of(ev.net, span.prev).out_axis)
 
 
 def _rows_mask(ev, layer, dtype):
-    r0, r1 = ev.rows
-    return dropout_mask(ev.train.mask_key, layer, ev.net.built[layer].out_shape, ev.train.keep, dtype)[r0:r1]
+    built = ev.net.built[layer]
+    mask = dropout_mask(ev.train.mask_key, layer, built.out_shape, ev.train.keep, dtype)
+    return unit_part(mask, built.unit_axis, ev.rows, built.units)
 
 
 def _own(ev, io, keys, p=None):
@@ -205,20 +236,27 @@ def _own(ev, io, keys, p=None):
     return p, ev.net.layout.views(p, ev.layer, ev.rows)
 
 
+def _keeps_G(ev, span) -> bool:
+    """Backward needs g(Z) apart from what is sent on when dropout or a tail comes between."""
+    return ev.train.keep < 1.0 or bool(span.tail)
+
+
 @function_kind("forward", outputs=("Z", "A", "G"))
 def run_forward(ev: ForwardEvent, io, keys):
-    """Z = f(p, A_prev) for this unit's rows; A = g(Z) (after dropout) for hidden layers."""
+    """Z = f(p, A_prev) for this unit's rows; for hidden layers A = g(Z), dropped out, through the tail."""
     s, l, u = ev.step, ev.layer, ev.unit
-    layer = ev.net.built[l]
-    A_prev = _input(ev, io, keys, l)
+    layer, span = ev.net.built[l], span_of(ev.net, l)
+    A_prev = _input(ev, io, keys, span)
     _, p = _own(ev, io, keys)
     Z = layer.forward(p, A_prev)
     out = {"Z": Z}
-    if l < len(ev.units) - 1:  # hidden layer; the output layer's activation is the loss unit's
-        G = layer.activation.forward(Z)
-        out["A"] = G
+    if span.next is not None:  # hidden layer; the output layer's activation is the loss unit's
+        G = A = layer.activation.forward(Z)
         if ev.train.keep < 1.0:
-            out["G"], out["A"] = G, G * _rows_mask(ev, l, G.dtype)
+            A = G * _rows_mask(ev, l, G.dtype)
+        out["A"] = _chain(ev.net, span.tail, A)[0]
+        if _keeps_G(ev, span):
+            out["G"] = G
     io.put({keys.out(s, "forward", l, u, k): v for k, v in out.items()})
     return {"sumsq": sum(float(np.vdot(W, W)) for W in _weights(layer, p))}
 
@@ -231,7 +269,7 @@ def _weights(layer, p):
 def run_loss(ev: LossEvent, io, keys):
     """A_L = g(Z_L), the cost, and dZ_L = d(cost)/dZ_L, for the whole batch."""
     s, L = ev.step, len(ev.units)
-    Z = _gather(io, keys, ev, "forward", L - 1, "Z")
+    Z = _gather(io, keys, ev, "forward", L - 1, "Z", ev.net.built[L - 1].unit_axis)
     Y = io.array(ev.Y)
     net = Network(ev.net)
     g, loss = net.activations[-1], net.loss
@@ -240,32 +278,42 @@ def run_loss(ev: LossEvent, io, keys):
     return {"cost": output_cost(loss, g.name, Z, A, Y), "correct": int((predictions(A) == _labels(Y)).sum())}
 
 
+def _own_dZ(ev, io, keys, span, layer):
+    """d(cost)/dZ of this unit's rows: its part of the next span's shares of dA, back through its tail."""
+    s, l, u, t = ev.step, ev.layer, ev.unit, ev.train
+    if span.next is None:
+        return io.array(keys.out(s, "loss", len(ev.units), 0, "dZ"))[ev.rows[0] : ev.rows[1]]
+    shares = io.arrays([keys.out(s, "backward", span.next, v, "dA") for v in range(ev.units[span.next])])
+    with io.timed("merge"):
+        dA = unit_part(shares[0], span.out_axis, ev.rows, layer.units).copy()
+        for share in shares[1:]:
+            dA += unit_part(share, span.out_axis, ev.rows, layer.units)
+    Z, G = io.arrays([keys.out(s, "forward", l, u, "Z"), keys.out(s, "forward", l, u, "G" if _keeps_G(ev, span) else "A")])
+    mask = _rows_mask(ev, l, dA.dtype) if t.keep < 1.0 else None
+    if span.tail:  # the tail's inputs again, from this unit's own activations
+        _, steps = _chain(ev.net, span.tail, G * mask if mask is not None else G)
+        for tl, (A_in, Z_t, G_t) in zip(reversed(span.tail), reversed(steps)):
+            tail_layer = ev.net.built[tl]
+            dA = tail_layer.input_grad({}, tail_layer.activation.backward(dA, Z_t, G_t), A_in)
+    if mask is not None:
+        dA *= mask
+    return layer.activation.backward(dA, Z, G)
+
+
 @function_kind("backward", outputs=("dA",))
 def run_backward(ev: BackwardEvent, io, keys):
     """The gradient and the update of this unit's rows; its share of dA_prev."""
-    s, l, u, (r0, r1) = ev.step, ev.layer, ev.unit, ev.rows
-    t, L, layer = ev.train, len(ev.units), ev.net.built[ev.layer]
-    if l == L - 1:
-        dZ = io.array(keys.out(s, "loss", L, 0, "dZ"))[r0:r1]
-    else:
-        shares = io.arrays([keys.out(s, "backward", l + 1, v, "dA") for v in range(ev.units[l + 1])])
-        with io.timed("merge"):
-            dA = shares[0][r0:r1].copy()
-            for share in shares[1:]:
-                dA += share[r0:r1]
-        own = "G" if t.keep < 1.0 else "A"
-        Z, G = io.arrays([keys.out(s, "forward", l, u, "Z"), keys.out(s, "forward", l, u, own)])
-        if t.keep < 1.0:
-            dA *= _rows_mask(ev, l, dA.dtype)
-        dZ = layer.activation.backward(dA, Z, G)
-    A_prev = _input(ev, io, keys, l)
+    s, l, u, t = ev.step, ev.layer, ev.unit, ev.train
+    layer, span = ev.net.built[l], span_of(ev.net, l)
+    dZ = _own_dZ(ev, io, keys, span, layer)
+    A_prev = _input(ev, io, keys, span)
     flat, p = _own(ev, io, keys)
     g_flat = np.empty_like(flat)  # the unit's gradient, laid out as its parameters
     g = ev.net.layout.views(g_flat, l, ev.rows)
     layer.backward(p, A_prev, dZ, g)
     if t.l2 and layer.weights:
         g[layer.weights] += (t.l2 / t.m) * p[layer.weights]
-    if l > 0:
+    if span.prev is not None:
         io.put({keys.out(s, "backward", l, u, "dA"): layer.input_grad(p, dZ, A_prev)})
     _update(ev, io, keys, l, u, flat, g_flat)
     return {}
