@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from . import cifar
 from .checks import check_splits
 from .dataset import Dataset, Preprocessing
 from .hdf5 import read_h5_split
@@ -20,12 +21,31 @@ class PublishedFile:
 
 
 @dataclass(frozen=True)
+class Unpack:
+    """The files a loader reads, taken out of a published tar archive after it is verified.
+
+    Only these members are written, each under its own path in the dataset folder and within
+    its size; the archive is refused whole if any member is a link or a device, or is named
+    with an absolute path or ``..`` (no published archive has one).
+    """
+
+    archive: str  # one of the dataset's published files
+    members: dict[str, int]  # path inside the archive (and under the dataset folder) -> at most this many bytes
+
+
+@dataclass(frozen=True)
 class Published:
     name: str
     mirror: str  # base URL; file names are appended
     files: dict[str, PublishedFile]
     load: Callable[[Path], Dataset]
     about: str
+    unpack: Unpack | None = None  # for an archive: what the loader reads from it
+
+    @property
+    def needed(self) -> tuple[str, ...]:
+        """The files the loader reads, under the dataset folder."""
+        return tuple(self.unpack.members if self.unpack else self.files)
 
 
 def _load_cat(folder: Path) -> Dataset:
@@ -105,6 +125,20 @@ PUBLISHED = {
             },
             _idx_loader("fashion-mnist", FASHION),
             "Zalando Fashion-MNIST, 60,000 train + 10,000 test 28x28 images (MIT)",
+        ),
+        Published(
+            cifar.NAME,
+            "https://www.cs.toronto.edu/~kriz/",
+            {
+                # The binary version; as in tensorflow/datasets' url_checksums/cifar10.txt
+                # (the publisher gives the MD5, c32a1d4ab5d03f1284b67883e8d87530).
+                cifar.ARCHIVE: PublishedFile(
+                    "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd", 170052171
+                ),
+            },
+            cifar.load_cifar10,
+            "CIFAR-10 (Krizhevsky 2009), 50,000 train + 10,000 test 32x32 RGB images in 10 classes",
+            Unpack(cifar.ARCHIVE, cifar.MEMBERS),
         ),
     )
 }

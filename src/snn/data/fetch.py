@@ -2,31 +2,40 @@
 
 A mirror is not trusted: each file may not exceed its published size, must arrive within
 an overall deadline (a server that trickles a byte at a time is cut off), and must match
-its published SHA-256; otherwise nothing is written.
+its published SHA-256; otherwise nothing is written. A published archive is then unpacked
+member by member (never ``extractall``): only the files its loader reads, all or none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import shutil
+import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import DataError
 from ..files import atomic_path
-from .catalog import PUBLISHED, Published, PublishedFile
-from .checks import reason
+from .catalog import PUBLISHED, Published, PublishedFile, Unpack
+from .checks import reason, shown
 from .root import dataset_folder
 
 CHUNK = 1 << 20
 TIMEOUT = 60.0  # seconds: the longest wait for a connection or for any one read
-DEADLINE = 900.0  # seconds: the longest one whole file may take (26 MB at 30 kB/s)
+DEADLINE = 900.0  # seconds: the longest one whole file may take (26 MB at 30 kB/s) ...
+MIN_RATE = 30e3  # ... or its size at this many bytes a second, if longer (CIFAR-10's 170 MB: 95 minutes)
 DOWNLOAD_ERRORS = (urllib.error.URLError, OSError, http.client.HTTPException, ValueError)
+UNPACK_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)  # zlib, EOF: a damaged gzip stream
+MAX_ENTRIES = 1000  # entries read from one archive; the published ones hold a handful
+MAX_OTHER_BYTES = 1 << 20  # what an archive may hold beyond its members (a readme)
 
 
 def published(name: str) -> Published:
@@ -68,11 +77,13 @@ def verify(root: Path, name: str) -> list[FileStatus]:
 
 
 def fetch(root: Path, name: str, base_url: str | None = None, timeout: float = TIMEOUT, progress=None,
-          deadline: float = DEADLINE, clock: Callable[[], float] = time.monotonic) -> list[Path]:
+          deadline: float | None = None, clock: Callable[[], float] = time.monotonic) -> list[Path]:
     """Download every missing or corrupt file of ``name``; verify size and SHA-256; write atomically.
 
-    ``timeout`` bounds each wait on the network, ``deadline`` each whole file (measured with
-    ``clock``), so no file takes longer than ``deadline + timeout`` seconds.
+    ``timeout`` bounds each wait on the network, ``deadline`` each whole file (by default
+    ``DEADLINE``, or the file's size at ``MIN_RATE`` if longer; measured with
+    ``clock``), so no file takes longer than ``deadline + timeout`` seconds. An archive is then
+    unpacked again, downloaded or not, so a fetch also repairs a damaged unpacked file.
     """
     dataset = published(name)
     dataset_folder(root, name)
@@ -83,8 +94,12 @@ def fetch(root: Path, name: str, base_url: str | None = None, timeout: float = T
             continue
         url = base.rstrip("/") + "/" + status.file
         target = root / name / status.file
-        _download(url, target, dataset.files[status.file], timeout, progress, deadline, clock)
+        expected = dataset.files[status.file]
+        limit = deadline if deadline is not None else max(DEADLINE, expected.size / MIN_RATE)
+        _download(url, target, expected, timeout, progress, limit, clock)
         fetched.append(target)
+    if dataset.unpack:
+        unpack(root / name, dataset.unpack)
     return fetched
 
 
@@ -136,8 +151,8 @@ def _copy(response, out, url: str, expected: PublishedFile, deadline: float, ela
 
 
 def ensure(root: Path, name: str) -> None:
-    """Fetch ``name`` into ``root`` when any of its files is absent."""
-    if any(s.state == "missing" for s in verify_presence(root, name)):
+    """Fetch ``name`` into ``root`` when any file its loader reads is absent."""
+    if not all((root / name / file).is_file() for file in published(name).needed):
         fetch(root, name)
 
 
@@ -149,3 +164,68 @@ def verify_presence(root: Path, name: str) -> list[FileStatus]:
     ]
 
 
+
+
+def unpack(folder: Path, spec: Unpack) -> list[Path]:
+    """Write ``spec.members`` from the archive in ``folder`` to their paths under it: all of them, or none.
+
+    Entries are read one at a time and each named member is copied to its own path (the
+    archive's names never choose where a file goes); the whole archive is refused on the first
+    unsafe entry, a member over its size, or a member missing.
+    """
+    archive = folder / spec.archive
+    most = sum(spec.members.values()) + MAX_OTHER_BYTES
+    found: set[str] = set()
+    try:
+        with tarfile.open(archive, "r:*") as tar, contextlib.ExitStack() as written:
+            total = 0
+            for count, entry in enumerate(tar, 1):
+                total += entry.size
+                name = _entry_name(archive, entry, count, total, most)
+                if name in spec.members:
+                    _check_member(archive, entry, name, spec.members[name], found)
+                    _copy_member(tar, entry, written.enter_context(atomic_path(folder / name)))
+            if missing := [name for name in spec.members if name not in found]:
+                raise DataError(f"{archive}: no member {missing[0]}; allowed: an archive holding "
+                                f"{', '.join(spec.members)}; nothing was written; help: fetch it again")
+    except UNPACK_ERRORS as e:
+        raise DataError(f"{archive}: cannot unpack it ({reason(e)}); nothing was written; "
+                        "help: fetch it again") from None
+    return [folder / name for name in spec.members]
+
+
+def _entry_name(archive: Path, entry: tarfile.TarInfo, count: int, total: int, most: int) -> str:
+    """The entry's path (``./`` and ``//`` folded), once it is a safe file or folder within the bounds."""
+    if count > MAX_ENTRIES or total > most:
+        raise DataError(f"{archive}: more than {MAX_ENTRIES} entries or {most} bytes; allowed: the members "
+                        f"and at most {MAX_OTHER_BYTES} bytes more; nothing was written; help: fetch it again")
+    path = PurePosixPath(entry.name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise DataError(f"{archive}: entry {shown(entry.name)} has an unsafe path; allowed: relative paths "
+                        "without '..'; nothing was written")
+    if not (entry.isreg() or entry.isdir()):
+        raise DataError(f"{archive}: entry {shown(entry.name)} is a {_kind(entry)}; allowed: regular files "
+                        "and folders; nothing was written")
+    return path.as_posix()
+
+
+def _check_member(archive: Path, entry: tarfile.TarInfo, name: str, limit: int, found: set[str]) -> None:
+    if not entry.isreg():
+        raise DataError(f"{archive}: {name} is a {_kind(entry)}; allowed: a regular file; nothing was written")
+    if entry.size > limit:
+        raise DataError(f"{archive}: {name} has {entry.size} bytes; allowed: at most {limit}; nothing was written")
+    if name in found:
+        raise DataError(f"{archive}: {name} appears twice; allowed: once; nothing was written")
+    found.add(name)
+
+
+def _copy_member(tar: tarfile.TarFile, entry: tarfile.TarInfo, target: Path) -> None:
+    # extractfile reads the member's bytes only: no metadata, owner or mode from the archive is applied
+    with tar.extractfile(entry) as src, open(target, "wb") as out:
+        shutil.copyfileobj(src, out, CHUNK)
+
+
+def _kind(entry: tarfile.TarInfo) -> str:
+    kinds = {tarfile.SYMTYPE: "symbolic link", tarfile.LNKTYPE: "hard link", tarfile.DIRTYPE: "folder",
+             tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "pipe"}
+    return kinds.get(entry.type, f"entry of type {entry.type!r}")
