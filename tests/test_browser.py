@@ -7,13 +7,16 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import uvicorn
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
+import snn
 from conftest import REPO
 from snn.service import create_app
+from tiny_cnn import tiny_cnn_run
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -34,6 +37,16 @@ def mnist_server(tmp_path_factory, data_root):
     snn.train(REPO / "examples" / "mnist-16-16.json", data_root=data_root, run_dir=folder,
               **{"training.epochs": 1, "data.subset": 20000})
     yield from serving(folder)
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory, data_root):
+    return tiny_cnn_run(tmp_path_factory, data_root)
+
+
+@pytest.fixture(scope="module")
+def cnn_server(cnn_run):
+    yield from serving(cnn_run)
 
 
 def serving(folder):
@@ -99,22 +112,67 @@ def test_upload_a_cat_open_a_neuron_and_see_the_run(server, page, cat, tmp_path)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
 
-def test_draw_a_digit_on_the_canvas(mnist_server, page):
-    page.goto(mnist_server + "/")
+def draw_a_one(page):
+    """A vertical stroke on the drawing canvas, then Predict: the page shows the answer."""
     page.wait_for_selector("#draw-box:not([hidden])")
     box = page.locator("#draw").bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + 40
     page.mouse.move(x, y)
     page.mouse.down()
-    for step in range(1, 20):  # a vertical stroke: a one
+    for step in range(1, 20):
         page.mouse.move(x, y + step * 10)
     page.mouse.up()
     page.click("#draw-predict")
     page.wait_for_selector("#bars .bar")
+
+
+def test_draw_a_digit_on_the_canvas(mnist_server, page):
+    page.goto(mnist_server + "/")
+    draw_a_one(page)
     assert page.locator("#bars .bar").count() == 10
     assert page.inner_text("#label").split(" ")[0] in [str(d) for d in range(10)]
     assert page.locator("#layers .cell").count() == 16 + 16 + 10
     page.screenshot(path=str(ARTIFACTS / "draw.png"), full_page=True)
+
+
+# Every pixel of a canvas as [r, g, b, a] values, and its intrinsic size.
+PIXELS = """(c) => ({width: c.width, height: c.height,
+                    data: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)})"""
+
+
+def test_a_conv_network_shows_its_feature_maps_and_a_filter_its_kernel(cnn_server, cnn_run, page):
+    page.goto(cnn_server + "/")
+    page.wait_for_function("() => document.getElementById('model-name').textContent.includes('classes:')")
+    assert "1x28x28 → conv2d 4x26x26 → maxpool2d 4x13x13 → flatten 676 → 10" in page.inner_text("#model-name")
+    draw_a_one(page)
+    page.wait_for_selector("#layers canvas.map")
+    maps = [page.locator(f"#layers canvas.map[data-layer='{n}']").evaluate_all(f"(cs) => cs.map({PIXELS})")
+            for n in (1, 2)]
+    assert [[(m["width"], m["height"]) for m in row] for row in maps] == [[(26, 26)] * 4, [(13, 13)] * 4]
+    assert any(max(m["data"][0::4]) > 0 for m in maps[0])  # some filter answers the stroke
+    assert page.locator("#layers canvas.map").first.bounding_box()["width"] >= 40  # shown larger than its pixels
+    assert "flatten" in page.locator("#layers .layer").nth(2).inner_text()
+    assert page.locator("#layers .layer").nth(3).locator(".cell").count() == 10
+
+    page.locator("#layers canvas.map[data-layer='1'][data-unit='2']").click()
+    page.wait_for_selector("#kernels canvas.kernel")
+    assert page.inner_text("#neuron-title") == "Layer 1, filter 2 (relu)"
+    (kernel,) = page.locator("#kernels canvas.kernel").evaluate_all(f"(cs) => cs.map({PIXELS})")
+    W = snn.load_model(cnn_run).params.layers[0]["W"][2, 0]  # the filter's one kernel: grey from its least to its most
+    assert (kernel["width"], kernel["height"]) == (3, 3)
+    assert kernel["data"][0::4] == np.rint(255 * ((W - W.min()) / (W.max() - W.min()))).ravel().astype(int).tolist()
+    large = page.locator("#map").evaluate(PIXELS)
+    assert large["width"] == 192 and max(large["data"][0::4]) > 0
+    assert page.locator("#weights").is_hidden() and page.locator("#map").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "conv-filter.png"), full_page=True)
+
+    page.locator("#layers canvas.map[data-layer='2'][data-unit='0']").click()
+    page.wait_for_function("() => document.getElementById('neuron-title').textContent.startsWith('Layer 2')")
+    assert page.inner_text("#neuron-title") == "Layer 2, channel 0 (maxpool2d)"
+    assert page.locator("#kernels canvas").count() == 0
+    page.locator("#layers .layer").nth(3).locator(".cell").nth(3).click()
+    page.wait_for_selector("#weights:not([hidden])")
+    assert "676 incoming weights" in page.inner_text("#neuron-facts") and page.locator("#map").is_hidden()
 
 
 # Class names as an attacker would write them into model.json: markup, an event handler, a script.

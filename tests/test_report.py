@@ -15,6 +15,7 @@ from snn.data import Preprocessing
 from snn.errors import DataError, RunFolderError
 from snn.model import Model
 from snn.report import SECTIONS, mislabeled_section, write_report
+from tiny_cnn import tiny_cnn_run
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -28,7 +29,8 @@ def test_report_on_a_real_cat_run(cat_run_dir, data_root):
     assert "specificity" in page and "sensitivity" in page and "invocations" in page and "modelled_lambda_usd" in page
     assert "http://" not in page and "https://" not in page  # self-contained
     embedded = re.findall(r'src="data:image/png;base64,', page)
-    assert len(embedded) == 5
+    assert len(embedded) == 5  # no convolution: no filters drawn
+    assert "<td>dense</td><td>7</td><td>relu</td><td>86023</td>" in page
     for name in ("cost", "accuracy", "confusion", "mislabeled", "timeline"):
         with Image.open(cat_run_dir / "report" / f"{name}.png") as img:
             assert img.format == "PNG" and img.width > 200 and img.height > 100
@@ -36,6 +38,25 @@ def test_report_on_a_real_cat_run(cat_run_dir, data_root):
             assert pixels.std() > 5, f"{name}.png is blank"
     mislabeled = int(re.search(r"Mislabeled test images \((\d+)\)", page).group(1))
     assert 0 < mislabeled < 50
+
+
+def test_report_on_a_conv_run_shows_its_layers_and_first_filters(tmp_path_factory, tmp_path, data_root):
+    folder = copy_run(tiny_cnn_run(tmp_path_factory, data_root), tmp_path)  # the shared run is not written to
+    result = CliRunner().invoke(app, ["report", str(folder), "--data", str(data_root)])
+    assert result.exit_code == 0, result.output
+    page = (folder / "report.html").read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    architecture = re.search(r'<section id="architecture">(.*?)</section>', page, re.DOTALL).group(1)
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(<td>.*?)</tr>", architecture)]
+    assert rows == [["input", "", "1x28x28", "", ""], ["1", "conv2d", "4x26x26", "relu", "40"],
+                    ["2", "maxpool2d", "4x13x13", "linear", "0"], ["3", "flatten", "676", "linear", "0"],
+                    ["4", "dense", "10", "softmax", "6770"]]
+    assert "6810 parameters" in architecture and 'alt="first filters"' in architecture
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 6
+    with Image.open(folder / "report" / "filters.png") as img:
+        assert img.width > 200 and np.asarray(img.convert("L")).std() > 5
+    assert re.search(r"Mislabeled test images \((\d+)\)", page)
 
 
 @pytest.fixture(scope="module")

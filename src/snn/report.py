@@ -1,6 +1,7 @@
 """``snn report RUN_DIR``: one self-contained HTML page about a run, and its figures as PNG.
 
-Sections: the cost curve; train, validation and test accuracy; the test confusion
+Sections: the architecture (each layer's type, output shape and parameters, and a
+convolutional network's first filters as an image); the cost curve; train, validation and test accuracy; the test confusion
 matrix with precision, recall (sensitivity) and specificity; the mislabeled test
 examples (a grid of images, or a scatter plot for 2-D points); the invocation
 timeline; the run's counters and, for runs with a ledger, the modelled Lambda cost.
@@ -36,10 +37,11 @@ from .model import load_model  # noqa: E402
 from .runtime.checkpoint import HistoryRecord  # noqa: E402
 from .trace import load_records  # noqa: E402
 
-SECTIONS = ("cost", "accuracy", "confusion", "mislabeled", "timeline", "counters")
+SECTIONS = ("architecture", "cost", "accuracy", "confusion", "mislabeled", "timeline", "counters")
 PLOTS = ("history", "importances", "parallel")  # the figures of a tune folder
 MAX_TABLE_BYTES = 256 << 20  # history.csv of a very long run; trials.csv of a very long study
 MAX_SUMMARY_BYTES = 1 << 20
+MAX_FILTERS = 64  # drawn of the first convolution: enough to see what it looks for
 
 
 class RunSummary(BaseModel):
@@ -185,6 +187,33 @@ def mislabeled_section(model, x_test, y_test, pred, path) -> tuple[Optional[Path
     return None, "examples"
 
 
+def filters_figure(kernels: np.ndarray, path: Path) -> Path:
+    """A convolution's filters ``(F, C, k, k)``, one tile each on one shared scale (so their strengths compare):
+    in colour for 3 input channels (RGB), else the mean over channels, blue below zero and red above."""
+    kernels = kernels[:MAX_FILTERS]
+    cols = min(8, len(kernels))
+    rows = -(-len(kernels) // cols)
+    top = float(np.abs(kernels).max()) or 1.0
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.25 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for f, (ax, kernel) in enumerate(zip(axes.ravel(), kernels)):
+        if kernel.shape[0] == 3:
+            ax.imshow(kernel.transpose(1, 2, 0) / (2 * top) + 0.5)
+        else:
+            ax.imshow(kernel.mean(axis=0), cmap="RdBu_r", vmin=-top, vmax=top)
+        ax.set_title(f"filter {f}", fontsize=7)
+    return _save(fig, path)
+
+
+def first_filters(model) -> np.ndarray | None:
+    """The kernels of the network's first convolution, or None if it has none."""
+    for layer, tensors in zip(model.spec.built, model.params.layers):
+        if layer.spec.kind == "conv2d":
+            return tensors["W"]
+    return None
+
+
 def timeline_figure(records, path):
     fig, ax = plt.subplots(figsize=(8, 3))
     ok = [r for r in records if r["status"] == "ok"]
@@ -246,7 +275,9 @@ def write_report(run_dir: str | Path, data_root=None) -> Path:
     stats = per_class(C)
     records = _records(run_dir)
     mislabeled, shown = mislabeled_section(model, x_test, y_test, pred, figures / "mislabeled.png")
+    kernels = first_filters(model)
     paths = {
+        "filters": None if kernels is None else filters_figure(kernels, figures / "filters.png"),
         "cost": cost_figure(history, figures / "cost.png"),
         "accuracy": accuracy_figure(history, summary.test_accuracy, figures / "accuracy.png"),
         "confusion": confusion_figure(C, model.classes, figures / "confusion.png"),
@@ -262,7 +293,7 @@ def write_report(run_dir: str | Path, data_root=None) -> Path:
 
         counters["modelled_lambda_usd (1769 MB, x86)"] = lambda_cost(records, summary.wall_seconds).total_usd
     page = _html(run_dir, facts, paths, C, stats, model.classes, counters, int((pred != y_test).sum()), len(y_test),
-                 accuracy(y_test, pred), shown)
+                 accuracy(y_test, pred), shown, _architecture(model, paths["filters"]))
     write_text(run_dir / "report.html", page)
     return run_dir / "report.html"
 
@@ -291,7 +322,21 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _html(run_dir, summary, paths, C, stats, classes, counters, n_wrong, n_test, test_acc, shown) -> str:
+def _architecture(model, filters: Path | None) -> str:
+    """The layers as a table (the input first), and the first convolution's filters if there is one."""
+    spec, x = model.spec, "x".join
+    rows = [f"<tr><td>input</td><td></td><td>{x(map(str, spec.input_shape))}</td><td></td><td></td></tr>"]
+    rows += [f"<tr><td>{l}</td><td>{html.escape(layer.spec.kind)}</td><td>{x(map(str, layer.out_shape))}</td>"
+             f"<td>{html.escape(layer.activation.name)}</td><td>{layer.n_params}</td></tr>"
+             for l, layer in enumerate(spec.built, start=1)]
+    head = "<tr><th>layer</th><th>type</th><th>output</th><th>activation</th><th>parameters</th></tr>"
+    drawn = "" if filters is None else f"<h3>First convolution's filters</h3>{_img(filters, 'first filters')}"
+    return (f"<table>{head}{''.join(rows)}</table><p>loss {html.escape(spec.loss)}, {spec.n_params} parameters"
+            f"</p>{drawn}")
+
+
+def _html(run_dir, summary, paths, C, stats, classes, counters, n_wrong, n_test, test_acc, shown,
+          architecture) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(c)}</td><td>{stats['precision'][i]:.4f}</td><td>{stats['recall'][i]:.4f}</td>"
@@ -307,6 +352,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;te
 img{{max-width:100%}}</style></head><body>
 <h1>Run {e(summary['name'] or run_dir.name)}</h1>
 <p>{e(summary['dataset'])}, {summary['epochs']} epochs; test accuracy {test_acc:.4f} on {n_test} examples.</p>
+<section id="architecture"><h2>Architecture</h2>{architecture}</section>
 <section id="cost"><h2>Cost</h2>{_img(paths['cost'], 'cost curve')}</section>
 <section id="accuracy"><h2>Accuracy</h2>{_img(paths['accuracy'], 'accuracy curves')}</section>
 <section id="confusion"><h2>Confusion matrix (test)</h2>{_img(paths['confusion'], 'confusion matrix')}

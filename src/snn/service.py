@@ -4,11 +4,26 @@
     GET  /model                  architecture, classes, preprocessing, training summary
     POST /predict                one PNG/JPEG upload (multipart ``file``) or JSON {"input": array}
     POST /predict/batch          JSON {"inputs": [array, ...]} or several uploads (``files``)
-    POST /explain                like /predict, plus every layer's activations
-    GET  /neuron/{layer}/{unit}  a neuron's incoming weights (first layer: in the input's shape) and bias
+    POST /explain                like /predict, plus every layer's activations (image layers: feature maps)
+    GET  /neuron/{layer}/{unit}  a neuron's incoming weights (first layer: in the input's shape) and bias,
+                                 or a convolution filter's kernels
     GET  /run/history            the run's history.csv as JSON (when serving a run folder)
     GET  /run/invocations        the run's invocation ledger, for the timeline
     GET  /                       the web page
+
+/explain gives one entry per layer, in order (so ``layers[i]`` is ``/neuron/{i+1}/...``):
+
+    dense       {"units": n, "activation": name, "a": [n floats]}
+    conv2d,     {"units": C, "activation": name, "type": kind, "shape": [C, H, W], "a": [C means],
+    max/avg       "range": [lo, hi], "maps": [C maps of H rows of W ints 0..255] or null}
+    pool
+    flatten     {"units": 0, "activation": "linear", "type": "flatten", "shape": [n]}
+
+A map pixel ``q`` stands for ``lo + q * (hi - lo) / 255``, one scale for the whole layer
+so its maps compare; a layer sends its first whole maps up to MAX_MAP_VALUES pixels
+(``len(maps) < C`` then), and ``null`` if not even one fits. A conv filter's
+/neuron is ``{"layer", "unit", "type": "conv2d", "bias", "shape": [C_in, k, k],
+"kernels": [C_in kernels of k rows of k floats], "activation"}``.
 
 The model is loaded once and shared. Arrays arrive raw, as in the training data
 (pixels 0..255), and are preprocessed exactly as in training. The server never
@@ -48,6 +63,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .core.layers import Layer
 from .errors import ConfigError
 from .images import as_input
 from .model import Model, load_model
@@ -57,6 +73,7 @@ MAX_FORM_BYTES = 32 * 1024 * 1024  # a whole multipart body: a batch of uploads
 MAX_JSON_BYTES = 8 * 1024 * 1024  # 256 MNIST images as JSON numbers take about 1 MB
 MAX_PIXELS = 16 * 1024 * 1024  # decompression-bomb guard: far above any model's input
 MAX_BATCH = 256
+MAX_MAP_VALUES = 1 << 16  # feature-map pixels per layer in /explain: 64 maps of 32x32, about 200 kB of JSON
 MAX_RUN_FILE_BYTES = 32 * 1024 * 1024  # the tail of a run's CSV that the dashboard reads
 MAX_CSV_HEADER = 64 * 1024
 INFERENCE_THREADS = min(4, os.cpu_count() or 1)
@@ -210,9 +227,49 @@ def _explain(model: Model, raw: np.ndarray) -> dict:
         output = net.activations[-1].forward(cache.Z[-1])
     activations = cache.A[1:-1] + [output]
     _finite(*activations)
-    layers = [{"units": int(a.shape[0]), "activation": g.name, "a": a[:, 0].tolist()}
-              for a, g in zip(activations, net.activations)]
+    layers = [_activations(layer, a) for layer, a in zip(net.layers, activations)]
     return {**_predict(model, raw)[0], "layers": layers, "input": raw[0].tolist() if raw[0].size <= 4096 else None}
+
+
+def _activations(layer: Layer, a: np.ndarray) -> dict:
+    """One layer's output for the one example of ``a``, as /explain shows it (see the module's doc)."""
+    if a.ndim == 4:  # (m, C, H, W): an image layer
+        return _feature_maps(layer, a[0])
+    if layer.spec.kind == "flatten":  # the maps before it, in a row: nothing new to show, so not sent again
+        return {"units": 0, "activation": layer.activation.name, "type": "flatten", "shape": list(layer.out_shape)}
+    return {"units": int(a.shape[0]), "activation": layer.activation.name, "a": a[:, 0].tolist()}
+
+
+def _feature_maps(layer: Layer, maps: np.ndarray) -> dict:
+    """An image layer's ``(C, H, W)`` output as 8-bit maps on the layer's own scale, bounded in size."""
+    C, H, W = maps.shape
+    lo, hi = float(maps.min()), float(maps.max())
+    sent = maps[: MAX_MAP_VALUES // (H * W)]
+    levels = np.rint((sent - lo) * (255 / (hi - lo))) if hi > lo else np.zeros(sent.shape)
+    return {"units": C, "activation": layer.activation.name, "type": layer.spec.kind, "shape": [C, H, W],
+            "a": maps.mean(axis=(1, 2)).tolist(), "range": [lo, hi],
+            "maps": levels.astype(np.uint8).tolist() if len(sent) else None}
+
+
+def _neuron(model: Model, layer: int, unit: int) -> dict:
+    """What /neuron answers: a dense neuron's weights, or a convolution filter's kernels."""
+    built = model.spec.built
+    if not 1 <= layer <= len(built):
+        _fail(404, f"layer {layer}: this model has layers 1..{len(built)}")
+    this, tensors = built[layer - 1], model.params.layers[layer - 1]
+    kind, activation = this.spec.kind, this.activation.name
+    if not this.weights:  # pooling and flatten
+        having = ", ".join(str(l) for l, b in enumerate(built, start=1) if b.weights)
+        _fail(404, f"layer {layer} ({kind}) has no neurons or weights; layers with neurons: {having}")
+    W, b = tensors["W"], tensors["b"]
+    if not 0 <= unit < W.shape[0]:
+        _fail(404, f"unit {unit}: layer {layer} has units 0..{W.shape[0] - 1}")
+    if kind == "conv2d":
+        return {"layer": layer, "unit": unit, "type": kind, "bias": float(b[unit, 0]), "shape": list(W.shape[1:]),
+                "kernels": W[unit].tolist(), "activation": activation}
+    shape = list(model.preprocessing.shape) if layer == 1 else [W.shape[1]]
+    return {"layer": layer, "unit": unit, "bias": float(b[unit, 0]), "shape": shape, "weights": W[unit].tolist(),
+            "activation": activation}
 
 
 class _Workers:
@@ -290,14 +347,7 @@ def create_app(path: str | Path, allowed_hosts: Iterable[str] | None = None) -> 
 
     @app.get("/neuron/{layer}/{unit}")
     def neuron(layer: int, unit: int) -> dict:
-        if not 1 <= layer <= len(model.params.W):
-            _fail(404, f"layer {layer}: this model has layers 1..{len(model.params.W)}")
-        W, b = model.params.W[layer - 1], model.params.b[layer - 1]
-        if not 0 <= unit < W.shape[0]:
-            _fail(404, f"unit {unit}: layer {layer} has units 0..{W.shape[0] - 1}")
-        shape = list(model.preprocessing.shape) if layer == 1 else [W.shape[1]]
-        return {"layer": layer, "unit": unit, "bias": float(b[unit, 0]), "shape": shape,
-                "weights": W[unit].tolist(), "activation": model.network.activations[layer - 1].name}
+        return _neuron(model, layer, unit)
 
     @app.get("/run/history")
     def history() -> list[dict]:

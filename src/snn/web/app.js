@@ -1,4 +1,5 @@
-// The snn page: predictions, every neuron's activation and weights, and a run's dashboard.
+// The snn page: predictions, every neuron's activation and weights (a convolution's feature maps and
+// kernels), and a run's dashboard.
 "use strict";
 const $ = (id) => document.getElementById(id);
 let model = null;
@@ -60,28 +61,67 @@ async function predict() {
   }
 }
 
+// A row per layer, in the order of /explain, so row n is /neuron/n/...: a dense layer's neurons as cells, an image
+// layer's output as its feature maps, a flatten layer as one line (its values are the maps above it).
 function showLayers(layers) {
-  $("layers").replaceChildren();
-  layers.forEach((layer, i) => {
-    const row = element("div", "layer", [element("b", "", `layer ${i + 1}`)]);
-    const [lo, hi] = extent(layer.a);
-    layer.a.forEach((a, unit) => {
-      const cell = document.createElement("div");
-      cell.className = "cell";
-      cell.dataset.layer = i + 1;
-      cell.dataset.unit = unit;
-      cell.title = `layer ${i + 1}, neuron ${unit}: ${layer.activation} = ${a.toFixed(4)}`;
-      cell.style.background = colour(a, lo, hi);
-      cell.onclick = () => showNeuron(i + 1, unit, a, cell);
-      row.appendChild(cell);
-    });
-    $("layers").appendChild(row);
+  $("layers").replaceChildren(...layers.map((layer, i) =>
+    layer.shape && layer.shape.length === 3 ? mapsRow(layer, i + 1) : layer.a ? neuronsRow(layer, i + 1)
+      : element("div", "layer", [element("b", "", `layer ${i + 1}`),
+                                 element("span", "hint", `${layer.type}: the maps above as ${layer.shape[0]} values`)])));
+}
+
+function neuronsRow(layer, n) {
+  const row = element("div", "layer", [element("b", "", `layer ${n}`)]);
+  const [lo, hi] = extent(layer.a);
+  layer.a.forEach((a, unit) => {
+    const cell = document.createElement("div");
+    cell.className = "cell";
+    cell.dataset.layer = n;
+    cell.dataset.unit = unit;
+    cell.title = `layer ${n}, neuron ${unit}: ${layer.activation} = ${a.toFixed(4)}`;
+    cell.style.background = colour(a, lo, hi);
+    cell.onclick = () => showNeuron(n, unit, a, cell);
+    row.appendChild(cell);
   });
+  return row;
+}
+
+// The maps come as 8-bit levels on one scale for the whole layer (see service.py), so they are drawn as they come.
+function mapsRow(layer, n) {
+  const row = element("div", "layer", [element("b", "", `layer ${n}`)]);
+  const [channels, h, w] = layer.shape;
+  (layer.maps || []).forEach((map, unit) => {
+    const thumb = picture(w, h, grey(map.flat(), 0, 255));
+    thumb.className = "map";
+    thumb.dataset.layer = n;
+    thumb.dataset.unit = unit;
+    thumb.title = `layer ${n} (${layer.type}), ${layer.type === "conv2d" ? "filter" : "channel"} ${unit}: ` +
+      `mean ${layer.a[unit].toFixed(4)}`;
+    thumb.onclick = () => showMap(n, unit, layer, thumb);
+    row.appendChild(thumb);
+  });
+  const sent = layer.maps ? layer.maps.length : 0;
+  if (sent < channels) row.appendChild(element("span", "hint", `${sent} of ${channels} maps of ${h}x${w} sent`));
+  return row;
+}
+
+function select(node) {
+  document.querySelectorAll("#layers .selected").forEach((c) => c.classList.remove("selected"));
+  node.classList.add("selected");
+}
+
+// The neuron box shows a dense neuron's weights, or a map large and the kernels that made it.
+function showBox(title, facts, maps) {
+  $("neuron").hidden = false;
+  $("neuron-title").textContent = title;
+  $("neuron-facts").textContent = facts;
+  $("weights").hidden = maps;
+  $("map").hidden = !maps;
+  $("kernels").hidden = !maps;
 }
 
 async function showNeuron(layer, unit, activation, cell) {
-  document.querySelectorAll(".cell.selected").forEach((c) => c.classList.remove("selected"));
-  cell.classList.add("selected");
+  select(cell);
   let n;
   try {
     n = await api(`/neuron/${layer}/${unit}`);
@@ -89,30 +129,74 @@ async function showNeuron(layer, unit, activation, cell) {
     $("error").textContent = e.message;
     return;
   }
-  $("neuron").hidden = false;
-  $("neuron-title").textContent = `Layer ${layer}, neuron ${unit} (${n.activation})`;
-  $("neuron-facts").textContent = `bias ${n.bias.toFixed(5)}, activation ${activation.toFixed(5)}, ${n.weights.length} incoming weights`;
+  showBox(`Layer ${layer}, neuron ${unit} (${n.activation})`,
+          `bias ${n.bias.toFixed(5)}, activation ${activation.toFixed(5)}, ${n.weights.length} incoming weights`, false);
   drawWeights(n.weights, n.shape);
 }
 
-function drawWeights(w, shape) {
-  const canvas = $("weights"), ctx = canvas.getContext("2d");
-  const [h, wd, ch] = shape.length >= 2 ? [shape[0], shape[1], shape[2] || 1] : [1, shape[0], 1];
-  const [lo, hi] = extent(w);
-  const img = ctx.createImageData(wd, h);
-  for (let i = 0; i < h * wd; i++) {
-    for (let c = 0; c < 3; c++) {
-      const v = w[i * ch + (ch === 3 ? c : 0)];
-      img.data[4 * i + c] = Math.round(255 * (hi > lo ? (v - lo) / (hi - lo) : 0.5));
+// A conv filter: its kernels (one per input channel) from /neuron and its map; a pooled channel: its map alone.
+async function showMap(layer, unit, info, thumb) {
+  select(thumb);
+  const [, h, w] = info.shape;
+  let title = `Layer ${layer}, channel ${unit} (${info.type})`, facts = "", kernels = [];
+  if (info.type === "conv2d") {
+    let n;
+    try {
+      n = await api(`/neuron/${layer}/${unit}`);
+    } catch (e) {
+      $("error").textContent = e.message;
+      return;
     }
+    title = `Layer ${layer}, filter ${unit} (${n.activation})`;
+    facts = `bias ${n.bias.toFixed(5)}, ${n.shape[0]} kernel(s) of ${n.shape[1]}x${n.shape[2]}, `;
+    kernels = n.kernels;
+  }
+  showBox(title, `${facts}map ${h}x${w}, mean activation ${info.a[unit].toFixed(5)}`, true);
+  blowUp($("map"), picture(w, h, grey(info.maps[unit].flat(), 0, 255)));
+  const [lo, hi] = extent(kernels.flat(2)); // one scale for all of a filter's kernels, so they compare
+  $("kernels").replaceChildren(...kernels.map((k, c) => {
+    const canvas = picture(k[0].length, k.length, grey(k.flat(), lo, hi));
+    canvas.className = "kernel";
+    canvas.title = `input channel ${c}`;
+    return canvas;
+  }));
+}
+
+// Pixel i of a picture as a grey level: values from lo (black) to hi (white).
+function grey(values, lo, hi) {
+  return (i) => { const v = level(values[i], lo, hi); return [v, v, v]; };
+}
+
+function level(v, lo, hi) {
+  return Math.round(255 * (hi > lo ? (v - lo) / (hi - lo) : 0.5));
+}
+
+// A canvas of w x h pixels, pixel i coloured rgb(i) = [r, g, b]; built with ImageData, never markup.
+function picture(w, h, rgb) {
+  const canvas = document.createElement("canvas");
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h);
+  for (let i = 0; i < w * h; i++) {
+    img.data.set(rgb(i), 4 * i);
     img.data[4 * i + 3] = 255;
   }
-  const tmp = document.createElement("canvas");
-  tmp.width = wd; tmp.height = h;
-  tmp.getContext("2d").putImageData(img, 0, 0);
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+}
+
+// A picture over the width of a canvas (and its height, or the height given), pixels kept square-edged.
+function blowUp(canvas, source, height = canvas.height) {
+  const ctx = canvas.getContext("2d");
   ctx.imageSmoothingEnabled = false;
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  ctx.drawImage(tmp, 0, 0, canvas.width, h === 1 ? 24 : canvas.height);
+  ctx.drawImage(source, 0, 0, canvas.width, height);
+}
+
+function drawWeights(w, shape) {
+  const [h, wd, ch] = shape.length >= 2 ? [shape[0], shape[1], shape[2] || 1] : [1, shape[0], 1];
+  const [lo, hi] = extent(w);
+  const rgb = (i) => [0, 1, 2].map((c) => level(w[i * ch + (ch === 3 ? c : 0)], lo, hi));
+  blowUp($("weights"), picture(wd, h, rgb), h === 1 ? 24 : undefined);
 }
 
 function setupDrawing(shape) {
@@ -196,6 +280,14 @@ async function refreshRun() {
   }
 }
 
+// Dense layers as sizes, 784-16-10 (relu, softmax); other kinds by type and output shape.
+function architecture(a) {
+  const activations = `(${a.layers.map((l) => l.activation).join(", ")})`;
+  if (!a.layers.some((l) => l.type)) return `${a.n_input}-${a.layers.map((l) => l.units).join("-")} ${activations}`;
+  const parts = a.layers.map((l) => l.type ? `${l.type} ${l.output_shape.join("x")}` : `${l.units}`);
+  return `${a.input_shape.join("x")} → ${parts.join(" → ")} ${activations}`;
+}
+
 async function start() {
   try {
     model = await api("/model");
@@ -203,9 +295,7 @@ async function start() {
     $("model-name").textContent = `the model cannot be shown: ${e.message}`;
     return;
   }
-  const a = model.architecture;
-  $("model-name").textContent = `${a.n_input}-${a.layers.map((l) => l.units).join("-")} ` +
-    `(${a.layers.map((l) => l.activation).join(", ")}), classes: ${model.classes.join(", ")}`;
+  $("model-name").textContent = `${architecture(model.architecture)}, classes: ${model.classes.join(", ")}`;
   const shape = model.preprocessing.shape;
   if (model.preprocessing.kind === "image" && shape.length === 2) setupDrawing(shape);
   $("upload").onchange = () => {
