@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PlainSerializer, PlainValidator, Tag, ValidationError,
-                      WithJsonSchema, field_validator, model_validator)
+                      ValidationInfo, WithJsonSchema, field_validator, model_validator)
 from typing import Annotated, Union
 
 from .core.activations import ACTIVATIONS
-from .core.initializers import INITIALIZERS, RANDOM_MODES
+from .core.initializers import INITIALIZERS, RANDOM_MODES, check_scale, check_symmetry
 from .core.layers import LAYERS
 from .core.losses import LOSSES
 from .core.optimizers import OPTIMIZERS
@@ -36,6 +36,10 @@ ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 # Bounds that no real network of this library reaches, and that keep a typo from
 # asking for terabytes (units: 1e9) or an endless run.
 MAX_UNITS, MAX_LAYERS, MAX_EXAMPLES, MAX_KERNEL = 1 << 16, 64, 10**9, 1024
+# Layer kinds without weights. A config is read before the input shape is known, so its layers
+# cannot be built to ask them; a kind not named here counts as having weights, so a new kind
+# is refused a symmetric init rather than let through (the core checks the built layers too).
+WEIGHTLESS_LAYERS = ("maxpool2d", "avgpool2d", "flatten")
 STORE_SCHEMES = ("redis://", "rediss://", "unix://", "valkey://")
 
 
@@ -116,6 +120,22 @@ class NetworkConfig(Strict):
         "generator", description="legacy: numpy.random.RandomState(seed), as the classic course notebooks"
     )
     dtype: Literal["float64", "float32"] = "float64"
+
+    # Field validators (not a model validator) so the error names network.init and its value;
+    # info.data holds the fields declared above, when they were valid.
+    @field_validator("init")
+    @classmethod
+    def _init_breaks_symmetry(cls, value: str, info: ValidationInfo) -> str:
+        if "layers" in info.data:
+            check_symmetry(value, sum(l.type not in WEIGHTLESS_LAYERS for l in info.data["layers"]))
+        return value
+
+    @field_validator("init_scale")
+    @classmethod
+    def _scale_of_scaled(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if "init" in info.data:
+            check_scale(info.data["init"], value)
+        return value
 
     @model_validator(mode="after")
     def _softmax_needs_classes(self):

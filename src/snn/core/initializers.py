@@ -35,7 +35,34 @@ def glorot_uniform(rng, shape, fan_in, fan_out):
     return rng.uniform(-r, r, shape)
 
 
-INITIALIZERS = {f.__name__: f for f in (scaled, xavier, he, glorot_uniform)}
+def zeros(rng, shape, fan_in, fan_out):
+    """W = 0, as the course's logistic regression starts. Draws nothing, so ``rng`` is left as it was."""
+    return np.zeros(shape)
+
+
+INITIALIZERS = {f.__name__: f for f in (scaled, xavier, he, glorot_uniform, zeros)}
+
+# Initializers that give every unit of a layer the same weights. Units started equal get
+# equal gradients and stay equal, so these are sound only where no layer feeds another
+# layer with weights: one weighted layer in all (logistic or softmax regression, perhaps
+# after a flatten or a pooling layer, which have no weights and so nothing to keep equal).
+SYMMETRIC = ("zeros",)
+
+
+def check_symmetry(init: str, weighted_layers: int) -> None:
+    """Refuse a symmetric initializer for a network with more than one layer with weights."""
+    if init in SYMMETRIC and weighted_layers > 1:
+        others = ", ".join(n for n in INITIALIZERS if n not in SYMMETRIC)
+        raise ValueError(f"init {init!r} is only allowed for a network with no hidden layer (logistic or softmax "
+                         "regression): hidden units started equal get equal gradients and never become different; "
+                         f"use {others}")
+
+
+def check_scale(init: str, scale) -> None:
+    """``scale`` is the factor of ``scaled`` alone; the others have no factor to set."""
+    if scale is not None and init != "scaled":
+        raise ValueError(f"init_scale is the factor of init 'scaled' only; init {init!r} takes none: remove init_scale")
+
 
 RANDOM_MODES = ("legacy", "generator")
 
@@ -54,14 +81,17 @@ def initial_weights(layers, init, seed, mode="generator", scale=None):
 
     ``layers`` is a ``NetworkSpec``'s built layers, or dense ``sizes`` ``[n_x, n_1, ..., n_L]``;
     each weight tensor is drawn in its layer's shape, scaled by the layer's fan-in and
-    fan-out. ``scale`` overrides the factor of ``scaled``. Returns float64 arrays.
+    fan-out. ``scale`` overrides the factor of ``scaled``. Returns float64 arrays. A symmetric
+    initializer (``zeros``) is refused where more than one layer has weights.
     """
     if init not in INITIALIZERS:
         raise ValueError(f"unknown initializer {init!r}; allowed: {', '.join(INITIALIZERS)}")
+    check_scale(init, scale)
     if all(isinstance(n, int) for n in layers):
         layers = [_Fans((n, p), p, n) for p, n in zip(layers[:-1], layers[1:])]
     else:
         layers = [_Fans(l.param_shapes[l.weights], l.fan_in, l.fan_out) for l in layers if l.weights]
+    check_symmetry(init, len(layers))
     rng = make_rng(seed, mode)
     draw = INITIALIZERS[init]
     kwargs = {"factor": scale} if scale is not None else {}
