@@ -3,11 +3,15 @@
 * overhead: an empty handler (``kind: noop``) invoked one at a time through each engine,
   next to Ray's own bare task round trip (``ray.get(f.remote())``) measured in the same run;
 * cat 4-layer (12288-20-7-5-1, float64, full batch): seconds per epoch for every
-  granularity on every engine, next to the in-process network, as ratios.
+  granularity on every engine, next to the in-process network, as ratios;
+* MNIST CNN (``examples/mnist-cnn.yaml``, float32, batch 128): seconds per epoch in
+  process and at ``data:1`` and ``data:2`` on each engine, and one epoch of a subset
+  neuron by neuron (one invocation per filter and per dense neuron).
 
 Prints one JSON object. Not a test.
 
     python bench/bench_runtime.py [--engines local,ray,lithops] [--epochs 20] [--calls 300]
+                                  [--cnn-examples 60000] [--cnn-neuron-examples 1280] [--no-cat]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from snn.runtime.engines import make_engine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAT = os.path.join(HERE, "..", "examples", "catvnoncat-4layer.json")
+CNN = os.path.join(HERE, "..", "examples", "mnist-cnn.yaml")
 GRANULARITIES = ["network", "layer", "block:4", "neuron", "data:2"]
 NOOP = {"kind": "noop"}
 
@@ -68,24 +73,65 @@ def epoch_seconds(engine, granularity, epochs, data_root):
     return run.summary["seconds_per_epoch"], run.summary["invocations"] / epochs
 
 
+def start_ray():
+    """Ray starts late, once: a running Ray slows everything measured after it."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+
+
+def cnn_epoch(examples, data_root, engine=None, granularity=None):
+    """Seconds of one epoch of the MNIST CNN on ``examples`` images (no validation split), and its invocations."""
+    options = {"training.epochs": 1, "data.subset": examples, "data.validation_split": 0.0}
+    if engine:
+        options.update({"runtime.engine": engine, "runtime.granularity": granularity,
+                        "runtime.store": "memory" if engine == "local" else None})
+    run = snn.train(CNN, data_root=data_root, save=False, **options)
+    return {"s_per_epoch": run.summary["seconds_per_epoch"], "invocations": run.summary.get("invocations", 0),
+            "examples": examples}
+
+
+def cnn_table(engines, examples, neuron_examples, data_root):
+    table = {"in_process": cnn_epoch(examples, data_root)}
+    for name in engines:
+        if name == "lithops":
+            continue  # its localhost backend pays ~0.5 s a stage: 470 steps would take minutes of nothing
+        if name == "ray":
+            start_ray()
+        for g in ("data:1", "data:2"):
+            row = table[f"{name}_{g}"] = cnn_epoch(examples, data_root, name, g)
+            row["vs_in_process"] = row["s_per_epoch"] / table["in_process"]["s_per_epoch"]
+    neuron = table["local_neuron_subset"] = cnn_epoch(neuron_examples, data_root, "local", "neuron")
+    small = cnn_epoch(neuron_examples, data_root)
+    neuron["vs_in_process_same_subset"] = neuron["s_per_epoch"] / small["s_per_epoch"]
+    return table
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None)
     ap.add_argument("--engines", default="local,ray,lithops")
     ap.add_argument("--epochs", type=int, default=20, help="epochs per measurement on local (ray, lithops: fewer)")
     ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--cnn-examples", type=int, default=60000, help="MNIST images per CNN epoch (0: skip the CNN)")
+    ap.add_argument("--cnn-neuron-examples", type=int, default=1280, help="images of the neuron-by-neuron CNN epoch")
+    ap.add_argument("--no-cat", action="store_true", help="skip the cat 4-layer table")
     args = ap.parse_args()
     engines = args.engines.split(",")
     overhead, table = {}, {}
     out = {"overhead_per_invocation": overhead, "cat_4layer_seconds_per_epoch": table}
+    if args.cnn_examples:
+        out["mnist_cnn"] = cnn_table(engines, args.cnn_examples, args.cnn_neuron_examples, args.data)
+    if args.no_cat:
+        print(json.dumps(out, indent=2))
+        return
     # In process first, and each engine in turn: a running Ray slows everything after it.
     base = snn.train(CAT, data_root=args.data, save=False, **{"training.epochs": args.epochs})
     in_process = table["in_process_network"] = base.summary["seconds_per_epoch"]
     for name in engines:
         if name == "ray":
-            import ray
-
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            start_ray()
             overhead["ray_bare_task_us"] = bare_ray(args.calls)
         overhead[name] = engine_overhead(name, args.calls if name != "lithops" else 10)
         epochs = {"local": args.epochs, "ray": max(2, args.epochs // 5), "lithops": 1}[name]

@@ -27,6 +27,7 @@ import snn
 from snn.core.network import Network, targets
 from snn.core.optimizers import make_optimizer
 from snn.core.training import train_epochs
+from snn.runtime.columns import batch_gradients
 from snn.run import initial_params, network_spec, plan_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,8 +60,10 @@ def library_epochs(cfg, spec, X, Y, epochs):
     optimizer = make_optimizer(opt.name, **opt.hyperparameters())
     state = optimizer.init_state(params.flat.size, params.flat.dtype)
     plan = plan_of(cfg.model_copy(update={"training": cfg.training.model_copy(update={"epochs": epochs})}))
-    for _ in train_epochs(Network(spec), params, optimizer, state, X, Y, plan):
-        pass
+    net = Network(spec)
+    with batch_gradients(net, plan.batch_size or X.shape[1]) as gradients:  # as `snn train` does
+        for _ in train_epochs(net, params, optimizer, state, X, Y, plan, gradients=gradients):
+            pass
 
 
 # ---- the plain NumPy baseline: the classic course code, generalised to softmax and Adam
@@ -151,16 +154,39 @@ def plain_mnist_epochs(X, Y, sizes, epochs, batch=128, lr=1e-3, b1=0.9, b2=0.999
 
 # ---- PyTorch, when installed
 
+TORCH_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU"}
+
+
+def torch_model(spec, dtype):
+    """The same network in PyTorch, layer for layer; the output layer gives logits (the loss applies g)."""
+    import torch
+
+    nn, layers = torch.nn, []
+    for i, layer in enumerate(spec.built):
+        s = layer.spec
+        if s.kind == "dense":
+            layers.append(nn.Linear(layer.in_shape[0], s.units, dtype=dtype))
+        elif s.kind == "conv2d":
+            layers.append(nn.Conv2d(layer.in_shape[0], s.filters, s.kernel, s.stride, layer.pad, dtype=dtype))
+        elif s.kind in ("maxpool2d", "avgpool2d"):
+            pool = nn.MaxPool2d if s.kind == "maxpool2d" else nn.AvgPool2d
+            layers.append(pool(s.size, s.stride or s.size))
+        elif s.kind == "flatten":
+            layers.append(nn.Flatten())
+        name = getattr(s, "activation", "linear")
+        if i < len(spec.built) - 1 and name in TORCH_ACTIVATIONS:
+            layers.append(getattr(nn, TORCH_ACTIVATIONS[name])())
+    return nn.Sequential(*layers)
+
+
 def torch_epochs(X, Y, spec, epochs, batch, optimizer, lr):
+    """``epochs`` of the same training in PyTorch on the CPU: same threads, dtype, batch and optimizer."""
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
     dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-    layers = []
-    for (n_prev, n) in zip(spec.sizes[:-1], spec.sizes[1:]):
-        layers += [torch.nn.Linear(n_prev, n, dtype=dtype), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
-    Xt = torch.from_numpy(np.ascontiguousarray(X.T))
+    model = torch_model(spec, dtype)
+    Xt = torch.from_numpy(np.ascontiguousarray(X.T).reshape(-1, *spec.input_shape))
     if Y.shape[0] == 1:
         Yt, loss_fn = torch.from_numpy(np.ascontiguousarray(Y.T)), torch.nn.BCEWithLogitsLoss()
     else:

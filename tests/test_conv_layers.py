@@ -100,6 +100,30 @@ def test_pooling_is_the_definition_and_its_gradient_the_derivative(kind, C, H, W
     assert layer.param_shapes == {} and layer.n_params == 0
 
 
+def slow_first_max_grad(A, dZ, k, stride):
+    """Each window's gradient to its first maximum in row-major order, one window at a time."""
+    dA = np.zeros_like(A)
+    for n, c, i, j in itertools.product(*(range(d) for d in dZ.shape)):
+        window = A[n, c, i * stride : i * stride + k, j * stride : j * stride + k]
+        r, q = np.unravel_index(np.argmax(window), window.shape)  # argmax: the first maximum
+        dA[n, c, i * stride + r, j * stride + q] += dZ[n, c, i, j]
+    return dA
+
+
+@settings(max_examples=25, deadline=None)
+@given(H=st.integers(2, 7), W=st.integers(2, 7), k=st.integers(2, 3), stride=st.sampled_from([None, 1, 2]),
+       seed=st.integers(0, 999))
+def test_max_pooling_sends_a_tied_window_its_gradient_at_its_first_maximum(H, W, k, stride, seed):
+    """ReLU maps are full of tied zeros; side-by-side windows (found separably) and overlapping ones agree."""
+    if H < k or W < k:
+        return
+    layer = MaxPool2D(k, stride).build((2, H, W))
+    rng = np.random.default_rng(seed)
+    A = rng.integers(0, 2, size=(3, 2, H, W)).astype(float)  # zeros and ones: ties everywhere
+    dZ = rng.normal(size=(3, *layer.out_shape))
+    np.testing.assert_allclose(layer.input_grad({}, dZ, A), slow_first_max_grad(A, dZ, k, stride or k), atol=1e-12)
+
+
 def test_flatten_is_the_seam_between_images_and_columns():
     layer = Flatten().build((2, 3, 4))
     A = np.arange(5 * 24.0).reshape(5, 2, 3, 4)

@@ -97,7 +97,8 @@ def test_a_live_unit_slower_than_its_timeout_is_retried_harmlessly(valkey):
     late = [r for r in run.ledger.records if r["status"] == "ok" and r["end"] - r["start"] >= 2.0]
     assert len(late) == delayed  # every given-up delivery ran to its end, and what it did is counted
     effective = [r for r in run.ledger.records if r["status"] == "ok" and not r["duplicate"]]
-    assert len(effective) == len({(r["phase"], r["layer"], r["unit"]) for r in effective}) == units_per_step("layer")
+    units = units_per_step("layer", "mlp")
+    assert len(effective) == len({(r["phase"], r["layer"], r["unit"]) for r in effective}) == units
 
 
 def test_ledger_is_saved_with_the_run(tmp_path):

@@ -258,10 +258,11 @@ class Network:
     def cost(self, params: Params, cache: Cache, Y, l2: float = 0.0) -> float:
         """Mean loss over the batch, plus lambda/(2m) sum ||W||^2 when ``l2`` > 0."""
         name = self.activations[-1].name
-        J = output_cost(self.loss, name, cache.Z[-1], cache.A[-1], Y)
-        if l2:
-            J += l2 / (2 * Y.shape[1]) * sum(float(np.vdot(W, W)) for W in self.weights(params))
-        return J
+        return output_cost(self.loss, name, cache.Z[-1], cache.A[-1], Y) + self.l2_cost(params, l2, Y.shape[1])
+
+    def l2_cost(self, params: Params, l2: float, m: int) -> float:
+        """lambda/(2m) sum ||W||^2 (0 without L2)."""
+        return l2 / (2 * m) * sum(float(np.vdot(W, W)) for W in self.weights(params)) if l2 else 0.0
 
     def weights(self, params: Params) -> list[np.ndarray]:
         """The tensors L2 applies to, layer by layer."""
@@ -274,14 +275,38 @@ class Network:
         for l in reversed(range(len(self.layers))):
             layer, p, g = self.layers[l], params.layers[l], grads.layers[l]
             layer.backward(p, cache.A[l], dZ, g)
-            if l2 and layer.weights:
-                g[layer.weights] += (l2 / m) * p[layer.weights]
+            self._add_l2(layer, p, g, l2, m)
             if l == 0:
                 break
             dA = layer.input_grad(p, dZ, cache.A[l])
             if cache.masks and cache.masks[l - 1] is not None:
                 dA *= cache.masks[l - 1]
             dZ = self.activations[l - 1].backward(dA, cache.Z[l - 1], cache.G[l - 1])
+
+    @staticmethod
+    def _add_l2(layer, p, g, l2: float, m: int) -> None:
+        if l2 and layer.weights:
+            g[layer.weights] += (l2 / m) * p[layer.weights]
+
+    def add_l2(self, params: Params, grads: Params, l2: float, m: int) -> None:
+        """The L2 term's gradient, lambda/m W, added to every weight's gradient."""
+        for layer, p, g in zip(self.layers, params.layers, grads.layers):
+            self._add_l2(layer, p, g, l2, m)
+
+    def part(self, params: Params, X, Y, keep_prob, mask_key, columns: tuple[int, int], grads: Params):
+        """Columns ``c0:c1`` of a batch of ``m = X.shape[1]``, alone: its gradients (in ``grads``) and
+        its cost, both weighted by its share ``(c1 - c0) / m``, so that the parts of a batch add up to
+        the whole batch's (without L2, which the sum gets once); and its output ``A_L``.
+
+        The parts use the whole batch's dropout masks, so their sum is the batch's gradient.
+        """
+        c0, c1 = columns
+        weight = (c1 - c0) / X.shape[1]
+        Yp = Y[:, c0:c1]
+        cache = self.forward(params, X[:, c0:c1], keep_prob, mask_key, slice(c0, c1))
+        self.backward(params, cache, Yp, grads)
+        grads.flat *= weight
+        return self.cost(params, cache, Yp) * weight, cache.A[-1]
 
     def gradients(self, params: Params, X, Y, l2: float = 0.0, keep_prob=1.0, mask_key=None):
         """Cost and gradients of one batch: ``(cost, grads, A_L)``."""

@@ -68,10 +68,23 @@ def epoch_rng(seed: int, stream: int, epoch: int):
     return np.random.default_rng([seed, stream, epoch])
 
 
+def whole_batch(net: Network, params: Params, X, Y, grads: Params, l2: float, keep: float, key):
+    """The batch's cost (with L2) and output ``A_L``; its gradients in ``grads``. In one piece."""
+    cache = net.forward(params, X, keep, key)
+    net.backward(params, cache, Y, grads, l2)
+    return net.cost(params, cache, Y, l2), cache.A[-1]
+
+
 def train_epochs(
-    net: Network, params: Params, optimizer, state, X, Y, plan: Plan, start_epoch: int = 0
+    net: Network, params: Params, optimizer, state, X, Y, plan: Plan, start_epoch: int = 0,
+    gradients=whole_batch,
 ) -> Iterator[EpochResult]:
-    """Train ``params`` in place, yielding after every epoch."""
+    """Train ``params`` in place, yielding after every epoch.
+
+    ``gradients`` computes each batch's cost, output and gradients: ``whole_batch``, or
+    anything with its signature that gives the same numbers (the batch's columns on
+    threads, say).
+    """
     labels = predictions(Y) if Y.shape[0] > 1 else Y[0].astype(np.int64)
     grads = Params.zeros(params.sizes, params.flat.dtype)
     keep = 1.0 - plan.dropout
@@ -81,9 +94,8 @@ def train_epochs(
         shuffle = epoch_rng(plan.seed, SHUFFLE, epoch) if plan.shuffle else None
         total, correct = 0.0, 0
         for b, (Xb, Yb, lb) in enumerate(batches(X, Y, labels, plan.batch_size, shuffle)):
-            cache = net.forward(params, Xb, keep, (plan.seed, epoch, b, Xb.shape[1]))
-            total += net.cost(params, cache, Yb, plan.l2) * Yb.shape[1]
-            correct += int((predictions(cache.A[-1]) == lb).sum())
-            net.backward(params, cache, Yb, grads, plan.l2)
+            cost, A_L = gradients(net, params, Xb, Yb, grads, plan.l2, keep, (plan.seed, epoch, b, Xb.shape[1]))
+            total += cost * Yb.shape[1]
+            correct += int((predictions(A_L) == lb).sum())
             optimizer.step(params.flat, grads.flat, state, lr)
         yield EpochResult(epoch + 1, total / m, correct / m, lr)

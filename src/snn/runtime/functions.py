@@ -324,18 +324,15 @@ def run_backward(ev: BackwardEvent, io, keys):
 @function_kind("shard", outputs=("grad",))
 def run_shard(ev: ShardEvent, io, keys):
     """Forward and backward of this shard's examples; gradients weighted by m_k / m."""
-    s, t, (c0, c1) = ev.step, ev.train, ev.columns
+    s, t = ev.step, ev.train
     net = Network(ev.net)
     params = Params(ev.net, _full_params(ev, io, keys))
     X, Y = io.arrays([ev.X, ev.Y])
-    X, Y = X[:, c0:c1], Y[:, c0:c1]
-    cache = net.forward(params, X, t.keep, t.mask_key, slice(c0, c1))
-    weight = (c1 - c0) / t.m
     grads = Params.zeros(ev.net, params.flat.dtype)
-    net.backward(params, cache, Y, grads)
-    grads.flat *= weight
+    cost, A_L = net.part(params, X, Y, t.keep, t.mask_key, ev.columns, grads)
     io.put({keys.out(s, "shard", 0, ev.unit, "grad"): grads.flat})
-    return {"cost": net.cost(params, cache, Y) * weight, "correct": int((predictions(cache.A[-1]) == _labels(Y)).sum())}
+    c0, c1 = ev.columns
+    return {"cost": cost, "correct": int((predictions(A_L) == _labels(Y[:, c0:c1])).sum())}
 
 
 @function_kind("reduce")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..core.strategies import train_epochs_parallel
 from ..core.training import Plan, train_epochs
 from ..errors import ConfigError
+from .columns import batch_gradients
 from .coordinator import Coordinator, Limits, Strategy
 from .engines import make_engine
 from .engines.chaos import ChaosEngine
@@ -59,7 +60,8 @@ def epoch_source(rt: RuntimeConfig, t: TrainingConfig, spec, net, optimizer, par
     granularity, chaos = rt.granularity, rt.chaos
     if granularity.kind == "network" and rt.engine == "local" and not chaos.active and rt.store is None:
         if t.strategy == "sync":
-            yield train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch)
+            with batch_gradients(net, plan.batch_size or X.shape[1]) as gradients:
+                yield train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch, gradients)
         else:
             yield train_epochs_parallel(net, params, optimizer, state, X, Y, plan, t.strategy, t.fan_in,
                                         X_val, Y_val, start_epoch)

@@ -3,7 +3,7 @@
     Z[n, f] = sum_c W[f, c] (*) A[n, c] + b[f]      (cross-correlation, as every framework)
 
 Vectorised as im2col: the input's windows come from ``sliding_window_view`` (a view),
-are copied once into a ``(m * H_out * W_out, C * k * k)`` matrix, and one BLAS product
+are copied once into a ``(C * k * k, m * H_out * W_out)`` matrix, and one BLAS product
 with the filters gives every output; the gradients are two more products. ``col2im``
 adds the window gradients back with one strided add per kernel offset (``k * k`` of
 them), never a loop over examples, pixels or filters.
@@ -82,38 +82,45 @@ class Conv2DLayer(Layer):
         return A.T.reshape(-1, *self.in_shape) if A.ndim == 2 else A
 
     def cols(self, A):
-        """The im2col matrix ``(m * H_out * W_out, C * k * k)`` of an image batch."""
+        """The im2col matrix ``(C * k * k, m * H_out * W_out)`` of an image batch.
+
+        Channels first and examples second (``CNHW``): then the forward product gives Z
+        with its filters first, which the next layer reads through a transposed view,
+        and both gradients are single products with no copy of this, the largest array.
+        """
         k, s, p = self.spec.kernel, self.spec.stride, self.pad
         if p:
             A = np.pad(A, ((0, 0), (0, 0), (p, p), (p, p)))
         win = sliding_window_view(A, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (m, C, Ho, Wo, k, k)
         m, C, Ho, Wo = win.shape[:4]
-        return win.transpose(0, 2, 3, 1, 4, 5).reshape(m * Ho * Wo, C * k * k)
+        return win.transpose(1, 4, 5, 0, 2, 3).reshape(C * k * k, m * Ho * Wo)
 
     def forward(self, p, A):
         A = self.images(A)
         W = p["W"]
         F, (_, Ho, Wo) = W.shape[0], self.out_shape
-        Z = self.cols(A) @ W.reshape(F, -1).T  # (m Ho Wo, F)
-        Z += p["b"].reshape(1, F)
-        return Z.reshape(A.shape[0], Ho, Wo, F).transpose(0, 3, 1, 2)
+        Z = W.reshape(F, -1) @ self.cols(A)  # (F, m Ho Wo)
+        Z += p["b"]
+        return Z.reshape(F, A.shape[0], Ho, Wo).transpose(1, 0, 2, 3)  # (m, F, Ho, Wo), filters first in memory
 
-    def _rows(self, dZ):
-        """dZ ``(m, F, Ho, Wo)`` as ``(m Ho Wo, F)``, the layout of the im2col product."""
-        return dZ.transpose(0, 2, 3, 1).reshape(-1, dZ.shape[1])
+    @staticmethod
+    def _by_filter(dZ):
+        """dZ ``(m, F, Ho, Wo)`` as ``(F, m Ho Wo)``: free when it is laid out as ``forward`` returns Z."""
+        return dZ.transpose(1, 0, 2, 3).reshape(dZ.shape[1], -1)
 
     def backward(self, p, A, dZ, g):
-        dZr = self._rows(dZ)
-        np.matmul(dZr.T, self.cols(self.images(A)), out=g["W"].reshape(g["W"].shape[0], -1))
-        np.sum(dZr, axis=0, out=g["b"].reshape(-1))
+        dZf = self._by_filter(dZ)
+        np.matmul(dZf, self.cols(self.images(A)).T, out=g["W"].reshape(g["W"].shape[0], -1))
+        np.sum(dZf, axis=1, out=g["b"].reshape(-1))
 
     def input_grad(self, p, dZ, A):
         W = p["W"]
         F, (C, H, Wd), k, s, pad = W.shape[0], self.in_shape, self.spec.kernel, self.spec.stride, self.pad
         m, _, Ho, Wo = dZ.shape
-        dcols = (self._rows(dZ) @ W.reshape(F, -1)).reshape(m, Ho, Wo, C, k, k)
-        dA = np.zeros((m, C, H + 2 * pad, Wd + 2 * pad), dtype=dcols.dtype)
+        dcols = (W.reshape(F, -1).T @ self._by_filter(dZ)).reshape(C, k, k, m, Ho, Wo)
+        dA = np.zeros((C, m, H + 2 * pad, Wd + 2 * pad), dtype=dcols.dtype)
         for i in range(k):  # one strided add per kernel offset
             for j in range(k):
-                dA[:, :, i : i + s * Ho : s, j : j + s * Wo : s] += dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+                dA[:, :, i : i + s * Ho : s, j : j + s * Wo : s] += dcols[:, i, j]
+        dA = dA.transpose(1, 0, 2, 3)
         return dA[:, :, pad : pad + H, pad : pad + Wd] if pad else dA

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -60,6 +61,16 @@ def _controller() -> ThreadpoolController:
     if not _found:
         _found.append(ThreadpoolController())
     return _found[0]
+
+
+@contextlib.contextmanager
+def single_blas():
+    """BLAS on one thread inside the block: for threads that each run their own products side by side."""
+    limiter = _controller().limit(limits=1, user_api="blas")
+    try:
+        yield
+    finally:
+        limiter.restore_original_limits()
 
 
 def _run_here(event) -> Future:
