@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 
 import numpy as np
@@ -34,14 +35,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "examples")
 
 
-def best_of(repeats, fn):
-    """Fastest of ``repeats`` runs: the least disturbed by the machine's other work."""
+def median_of(repeats, fn):
+    """The median of ``repeats`` runs: a shared machine's noise moves it least."""
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return min(times)
+    return statistics.median(times)
 
 
 def problem(example, data_root):
@@ -219,16 +220,16 @@ def measure(name, example, epochs, repeats, data_root):
     per_epoch = lambda secs: secs / epochs  # noqa: E731
     out = {"network": "-".join(map(str, spec.sizes)), "dtype": cfg.network.dtype,
            "batch_size": t.batch_size, "optimizer": t.optimizer.name, "epochs_timed": epochs}
-    out["snn_s_per_epoch"] = per_epoch(best_of(repeats, lambda: library_epochs(cfg, spec, X, Y, epochs)))
+    out["snn_s_per_epoch"] = per_epoch(median_of(repeats, lambda: library_epochs(cfg, spec, X, Y, epochs)))
     if name == "cat":
         plain = lambda: plain_cat_epochs(X, Y, spec.sizes, epochs)  # noqa: E731
     else:
         plain = lambda: plain_mnist_epochs(X, Y, spec.sizes, epochs, t.batch_size)  # noqa: E731
-    out["plain_numpy_s_per_epoch"] = per_epoch(best_of(repeats, plain))
+    out["plain_numpy_s_per_epoch"] = per_epoch(median_of(repeats, plain))
     out["speedup_vs_plain_numpy"] = out["plain_numpy_s_per_epoch"] / out["snn_s_per_epoch"]
     if torch_version():
         run = lambda: torch_epochs(X, Y, spec, epochs, t.batch_size, t.optimizer.name, t.optimizer.learning_rate)  # noqa: E731
-        out["torch_s_per_epoch"] = per_epoch(best_of(repeats, run))
+        out["torch_s_per_epoch"] = per_epoch(median_of(repeats, run))
         out["speedup_vs_torch"] = out["torch_s_per_epoch"] / out["snn_s_per_epoch"]
     return out
 

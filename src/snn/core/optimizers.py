@@ -91,11 +91,13 @@ class Adam:
         tmp -= v
         tmp *= 1 - self.beta2
         v += tmp
+        # p -= lr m^ / (sqrt(v^) + eps) = m / d, with the step size folded into the divisor
+        # d = (sqrt(v) / sqrt(1 - b2^t) + eps) (1 - b1^t) / lr: one pass fewer.
         np.sqrt(v, out=tmp)
-        tmp *= 1 / np.sqrt(1 - self.beta2**t)  # sqrt(v^) = sqrt(v) / sqrt(1 - b2^t)
-        tmp += self.epsilon
+        shrink = (1 - self.beta1**t) / lr
+        tmp *= shrink / np.sqrt(1 - self.beta2**t)
+        tmp += self.epsilon * shrink
         np.divide(m, tmp, out=tmp)
-        tmp *= lr / (1 - self.beta1**t)
         p -= tmp
 
 
