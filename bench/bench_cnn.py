@@ -1,7 +1,8 @@
 """Seconds per epoch of ``examples/mnist-cnn.yaml`` in snn and in PyTorch, and their peak memory.
 
-The same network (conv 3x3 32, max-pool 2, conv 3x3 64, max-pool 2, dense 128, 10),
-batch (128), dtype (float32), optimizer (Adam 1e-3) and threads, on the same MNIST
+The same network (conv 3x3 32, max-pool 2, conv 3x3 64, max-pool 2, dense 128, 10,
+with the example's dropout), batch (128), dtype (float32), optimizer (Adam 1e-3) and
+threads, on the same MNIST
 training images, measured in the same run. Each measurement runs in a child process
 of its own, so its peak resident memory (``resource.getrusage``) is its own; each is
 repeated and the median reported, because a shared 2-core machine is noisy. PyTorch
@@ -25,6 +26,8 @@ import time
 
 import numpy as np
 
+import snn
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
@@ -42,10 +45,17 @@ def child(framework: str, examples: int, epochs: int, data_root: str | None) -> 
     if framework == "snn":
         library_epochs(cfg, spec, X, Y, epochs)
     else:
-        torch_epochs(X, Y, spec, epochs, t.batch_size, t.optimizer.name, t.optimizer.learning_rate)
+        torch_epochs(X, Y, spec, epochs, t.batch_size, t.optimizer.name, t.optimizer.learning_rate, t.dropout)
     seconds = (time.perf_counter() - start) / epochs
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"s_per_epoch": seconds, "peak_rss_mib": peak_kib / 1024, "examples": X.shape[1]}
+
+
+def training_of(example: str) -> dict:
+    cfg = snn.load_config(os.path.join(HERE, "..", "examples", example))
+    t = cfg.training
+    return {"dtype": cfg.network.dtype, "batch_size": t.batch_size, "optimizer": t.optimizer.name,
+            "learning_rate": t.optimizer.learning_rate, "dropout": t.dropout}
 
 
 def measure(framework: str, args) -> dict:
@@ -73,7 +83,7 @@ def main():
         return
     result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
                           "torch": torch_version()},
-              "network": EXAMPLE, "dtype": "float32", "batch_size": 128, "optimizer": "adam",
+              "network": EXAMPLE, **training_of(EXAMPLE),
               "epochs_timed": args.epochs, "repeats": args.repeats, "snn": measure("snn", args)}
     if torch_version():
         result["torch"] = measure("torch", args)

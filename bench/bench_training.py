@@ -158,8 +158,9 @@ def plain_mnist_epochs(X, Y, sizes, epochs, batch=128, lr=1e-3, b1=0.9, b2=0.999
 TORCH_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU"}
 
 
-def torch_model(spec, dtype):
-    """The same network in PyTorch, layer for layer; the output layer gives logits (the loss applies g)."""
+def torch_model(spec, dtype, dropout=0.0):
+    """The same network in PyTorch, layer for layer, with dropout after every hidden layer that has
+    weights (as snn applies it); the output layer gives logits (the loss applies g)."""
     import torch
 
     nn, layers = torch.nn, []
@@ -177,16 +178,18 @@ def torch_model(spec, dtype):
         name = getattr(s, "activation", "linear")
         if i < len(spec.built) - 1 and name in TORCH_ACTIVATIONS:
             layers.append(getattr(nn, TORCH_ACTIVATIONS[name])())
+        if i < len(spec.built) - 1 and dropout and layer.weights:
+            layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
-def torch_epochs(X, Y, spec, epochs, batch, optimizer, lr):
+def torch_epochs(X, Y, spec, epochs, batch, optimizer, lr, dropout=0.0):
     """``epochs`` of the same training in PyTorch on the CPU: same threads, dtype, batch and optimizer."""
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
     dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-    model = torch_model(spec, dtype)
+    model = torch_model(spec, dtype, dropout)
     Xt = torch.from_numpy(np.ascontiguousarray(X.T).reshape(-1, *spec.input_shape))
     if Y.shape[0] == 1:
         Yt, loss_fn = torch.from_numpy(np.ascontiguousarray(Y.T)), torch.nn.BCEWithLogitsLoss()

@@ -319,19 +319,22 @@ class Network:
 def dropout_mask(key, layer: int, shape, keep_prob: float, dtype, columns=None) -> np.ndarray:
     """Inverted-dropout mask of hidden ``layer`` (0-based) for the batch named by ``key``.
 
-    ``key`` is ``(seed, epoch, batch, m)``: the mask of the whole batch (``m`` columns) is
-    drawn from a generator seeded by the key and the layer alone, so every worker (a
-    neuron's rows, a data shard's ``columns``) draws the same numbers without talking.
+    ``key`` is ``(seed, epoch, batch, m)``: the mask of the whole batch is one stream of a
+    generator seeded by the key and the layer alone, example after example, so every
+    worker (a neuron's rows, a data shard's or a thread's ``columns``) draws the same
+    numbers without talking, and a range of examples skips straight to its own part of
+    the stream (``advance``) instead of drawing the whole batch's.
     ``shape`` is the layer's output per example: ``(n,)`` gives ``(n, m)`` columns, and an
-    image shape ``(C, H, W)`` gives ``(m, C, H, W)``, drawn as ``(C*H*W, m)`` columns.
+    image shape ``(C, H, W)`` gives ``(m, C, H, W)``.
     """
     seed, epoch, batch, m = key
-    rng = np.random.default_rng([seed, DROPOUT_STREAM, epoch, batch, layer])
-    keep = rng.random((math.prod(shape), m)) < keep_prob
-    if columns is not None:
-        keep = keep[:, columns]
+    c0, c1 = (0, m) if columns is None else (columns.start or 0, m if columns.stop is None else columns.stop)
+    n = math.prod(shape)
+    bits = np.random.PCG64([seed, DROPOUT_STREAM, epoch, batch, layer])
+    bits.advance(c0 * n)  # one 64-bit draw per float64 number
+    keep = np.random.Generator(bits).random((c1 - c0, n)) < keep_prob
     mask = keep.astype(dtype) / np.dtype(dtype).type(keep_prob)
-    return mask if len(shape) == 1 else mask.T.reshape(-1, *shape)
+    return mask.T if len(shape) == 1 else mask.reshape(-1, *shape)
 
 
 DROPOUT_STREAM = 2

@@ -11,7 +11,6 @@ them), never a loop over examples, pixels or filters.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
