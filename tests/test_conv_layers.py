@@ -206,3 +206,22 @@ def test_channels_first_reorders_colour_images_for_convolutions():
     assert p.image_shape == (3, 4, 5)
     np.testing.assert_array_equal(p.columns(x)[:, 1], x[1].transpose(2, 0, 1).ravel())
     assert Preprocessing.from_json(p.to_json()) == p
+
+
+def test_inference_goes_through_a_conv_network_in_bounded_chunks(monkeypatch):
+    """A test set is evaluated a few hundred images at a time; the numbers are the whole set's."""
+    import snn.core.network as network
+
+    rng = np.random.default_rng(4)
+    net = Network(CNN)
+    params = Params(CNN, rng.normal(scale=0.3, size=CNN.n_params))
+    X = rng.normal(size=(CNN.n_input, 23))
+    Y = targets(rng.integers(0, 3, 23), 3)
+    whole = net.forward(params, X)
+    cost = net.cost(params, whole, Y, 0.2)
+    monkeypatch.setattr(network, "INFERENCE_NUMBERS", 5 * sum(np.prod(layer.out_shape) for layer in net.layers))
+    assert net.chunks(23) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+    np.testing.assert_allclose(net.output(params, X), whole.A[-1], rtol=1e-13)
+    chunked_cost, A_L = net.evaluate(params, X, Y, 0.2)
+    assert chunked_cost == pytest.approx(cost, rel=1e-13)
+    np.testing.assert_allclose(A_L, whole.A[-1], rtol=1e-13)

@@ -106,9 +106,8 @@ def plan_of(config: Config) -> Plan:
 
 def evaluate_split(net: Network, params: Params, X, y, n_out: int, l2: float = 0.0) -> tuple[float, float]:
     """(cost, accuracy) of ``params`` on one split."""
-    cache = net.forward(params, X)
-    cost = net.cost(params, cache, targets(y, n_out, X.dtype), l2)
-    return cost, accuracy(y, predictions(cache.A[-1]))
+    cost, A_L = net.evaluate(params, X, targets(y, n_out, X.dtype), l2)
+    return cost, accuracy(y, predictions(A_L))
 
 
 def default_run_dir(name: str) -> Path:

@@ -251,9 +251,27 @@ class Network:
             cache.A.append(A)
         return cache
 
+    def chunks(self, m: int) -> list[tuple[int, int]]:
+        """Column ranges of ``m`` examples whose forward pass holds at most ``INFERENCE_NUMBERS``
+        activations: a test set of 10,000 images goes through a conv net in pieces, not at once
+        (small networks take any data set in one piece, so their numbers do not change)."""
+        per_example = sum(math.prod(layer.out_shape) for layer in self.layers)
+        size = max(1, INFERENCE_NUMBERS // per_example)
+        return [(c, min(c + size, m)) for c in range(0, m, size)]
+
     def output(self, params: Params, X) -> np.ndarray:
-        """A[L]: the network's prediction for ``X``."""
-        return self.forward(params, X).A[-1]
+        """A[L]: the network's prediction for ``X``, in bounded chunks of columns."""
+        return np.concatenate([self.forward(params, X[:, a:b]).A[-1] for a, b in self.chunks(X.shape[1])], axis=1)
+
+    def evaluate(self, params: Params, X, Y, l2: float = 0.0) -> tuple[float, np.ndarray]:
+        """The cost of ``X`` (with L2) and its output ``A[L]``, in bounded chunks of columns."""
+        m, cost, outputs = X.shape[1], 0.0, []
+        for a, b in self.chunks(m):
+            cache = self.forward(params, X[:, a:b])
+            part = self.cost(params, cache, Y[:, a:b])
+            cost += part if (a, b) == (0, m) else part * (b - a) / m
+            outputs.append(cache.A[-1])
+        return cost + self.l2_cost(params, l2, m), np.concatenate(outputs, axis=1)
 
     def cost(self, params: Params, cache: Cache, Y, l2: float = 0.0) -> float:
         """Mean loss over the batch, plus lambda/(2m) sum ||W||^2 when ``l2`` > 0."""
@@ -338,6 +356,7 @@ def dropout_mask(key, layer: int, shape, keep_prob: float, dtype, columns=None) 
 
 
 DROPOUT_STREAM = 2
+INFERENCE_NUMBERS = 1 << 23  # activations one inference chunk may hold: 32 MB of float32 per copy
 
 
 def predictions(A_L: np.ndarray) -> np.ndarray:

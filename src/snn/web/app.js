@@ -120,15 +120,20 @@ function showBox(title, facts, maps) {
   $("kernels").hidden = !maps;
 }
 
-async function showNeuron(layer, unit, activation, cell) {
-  select(cell);
-  let n;
+// /neuron/{layer}/{unit}, or null with its error shown on the page.
+async function neuronOf(layer, unit) {
   try {
-    n = await api(`/neuron/${layer}/${unit}`);
+    return await api(`/neuron/${layer}/${unit}`);
   } catch (e) {
     $("error").textContent = e.message;
-    return;
+    return null;
   }
+}
+
+async function showNeuron(layer, unit, activation, cell) {
+  select(cell);
+  const n = await neuronOf(layer, unit);
+  if (!n) return;
   showBox(`Layer ${layer}, neuron ${unit} (${n.activation})`,
           `bias ${n.bias.toFixed(5)}, activation ${activation.toFixed(5)}, ${n.weights.length} incoming weights`, false);
   drawWeights(n.weights, n.shape);
@@ -140,13 +145,8 @@ async function showMap(layer, unit, info, thumb) {
   const [, h, w] = info.shape;
   let title = `Layer ${layer}, channel ${unit} (${info.type})`, facts = "", kernels = [];
   if (info.type === "conv2d") {
-    let n;
-    try {
-      n = await api(`/neuron/${layer}/${unit}`);
-    } catch (e) {
-      $("error").textContent = e.message;
-      return;
-    }
+    const n = await neuronOf(layer, unit);
+    if (!n) return;
     title = `Layer ${layer}, filter ${unit} (${n.activation})`;
     facts = `bias ${n.bias.toFixed(5)}, ${n.shape[0]} kernel(s) of ${n.shape[1]}x${n.shape[2]}, `;
     kernels = n.kernels;
