@@ -9,7 +9,7 @@ repeated and the median reported, because a shared 2-core machine is noisy. PyTo
 is measured only when it happens to be installed (it is not a dependency). Prints
 one JSON object. Not a test.
 
-    python bench/bench_cnn.py [--examples 60000] [--epochs 1] [--repeats 3]
+    python bench/bench_cnn.py [--examples 60000] [--epochs 1] [--repeats 3] [--dropout 0]
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ from bench_training import library_epochs, problem, torch_epochs, torch_version 
 EXAMPLE = "mnist-cnn.yaml"
 
 
-def child(framework: str, examples: int, epochs: int, data_root: str | None) -> dict:
+def child(framework: str, examples: int, epochs: int, data_root: str | None, dropout: float | None) -> dict:
     """One timed training in this process: seconds per epoch and the process's peak memory."""
     cfg, spec, X, Y = problem(EXAMPLE, data_root)
+    if dropout is not None:
+        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"dropout": dropout})})
     X, Y = X[:, :examples], Y[:, :examples]
     t = cfg.training
     start = time.perf_counter()
@@ -62,7 +64,8 @@ def measure(framework: str, args) -> dict:
     runs = []
     for _ in range(args.repeats):
         cmd = [sys.executable, __file__, "--child", framework, "--examples", str(args.examples),
-               "--epochs", str(args.epochs)] + (["--data", args.data] if args.data else [])
+               "--epochs", str(args.epochs)] + (["--data", args.data] if args.data else []) + (
+               ["--dropout", str(args.dropout)] if args.dropout is not None else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out))
     return {"s_per_epoch": statistics.median(r["s_per_epoch"] for r in runs),
@@ -76,14 +79,16 @@ def main():
     ap.add_argument("--examples", type=int, default=60000, help="training images per epoch (MNIST has 60,000)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dropout", type=float, default=None, help="instead of the example's (0: none)")
     ap.add_argument("--child", choices=["snn", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.examples, args.epochs, args.data)))
+        print(json.dumps(child(args.child, args.examples, args.epochs, args.data, args.dropout)))
         return
     result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
                           "torch": torch_version()},
               "network": EXAMPLE, **training_of(EXAMPLE),
+              **({"dropout": args.dropout} if args.dropout is not None else {}),
               "epochs_timed": args.epochs, "repeats": args.repeats, "snn": measure("snn", args)}
     if torch_version():
         result["torch"] = measure("torch", args)
