@@ -44,3 +44,23 @@ def test_only_batches_with_many_activations_go_on_threads(monkeypatch):
     assert column_threads(cnn, 128) == 1
     with batch_gradients(cnn, 128) as gradients:
         assert gradients is whole_batch
+
+
+def test_evaluation_chunks_on_threads_are_the_whole_set(monkeypatch):
+    import snn.core.network as network
+    from snn.runtime.columns import chunk_map
+
+    rng = np.random.default_rng(8)
+    net = Network(CNN)
+    params = Params(CNN, rng.normal(scale=0.3, size=CNN.n_params))
+    X, Y = rng.normal(size=(2 * 81, 41)), targets(rng.integers(0, 4, 41), 4)
+    whole_cost, whole_out = net.evaluate(params, X, Y, 0.1)
+    with chunk_map(net, 41) as one:
+        assert one is map  # a small network takes the set in one piece
+    monkeypatch.setattr(network, "INFERENCE_NUMBERS", 6 * sum(np.prod(layer.out_shape) for layer in net.layers))
+    monkeypatch.setattr("snn.runtime.columns.cores", lambda: 2)
+    with chunk_map(net, 41) as pool_map:
+        assert pool_map is not map
+        cost, out = net.evaluate(params, X, Y, 0.1, pool_map)
+    assert cost == pytest.approx(whole_cost, rel=1e-13)
+    np.testing.assert_allclose(out, whole_out, rtol=1e-13)

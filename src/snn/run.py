@@ -37,6 +37,7 @@ from .metrics import accuracy
 from .model import Model
 from .runfolder import STOP_FILE, claim
 from .runtime.checkpoint import load_checkpoint, save_checkpoint
+from .runtime.columns import chunk_map
 from .runtime.coordinator import InvocationLimit, StopRequested, UnitFailure
 from .runtime.ledger import Ledger
 from .runtime.session import epoch_source
@@ -106,7 +107,8 @@ def plan_of(config: Config) -> Plan:
 
 def evaluate_split(net: Network, params: Params, X, y, n_out: int, l2: float = 0.0) -> tuple[float, float]:
     """(cost, accuracy) of ``params`` on one split."""
-    cost, A_L = net.evaluate(params, X, targets(y, n_out, X.dtype), l2)
+    with chunk_map(net, X.shape[1]) as chunks:
+        cost, A_L = net.evaluate(params, X, targets(y, n_out, X.dtype), l2, chunks)
     return cost, accuracy(y, predictions(A_L))
 
 

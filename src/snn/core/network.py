@@ -263,15 +263,21 @@ class Network:
         """A[L]: the network's prediction for ``X``, in bounded chunks of columns."""
         return np.concatenate([self.forward(params, X[:, a:b]).A[-1] for a, b in self.chunks(X.shape[1])], axis=1)
 
-    def evaluate(self, params: Params, X, Y, l2: float = 0.0) -> tuple[float, np.ndarray]:
-        """The cost of ``X`` (with L2) and its output ``A[L]``, in bounded chunks of columns."""
-        m, cost, outputs = X.shape[1], 0.0, []
-        for a, b in self.chunks(m):
+    def evaluate(self, params: Params, X, Y, l2: float = 0.0, map=map) -> tuple[float, np.ndarray]:
+        """The cost of ``X`` (with L2) and its output ``A[L]``, in bounded chunks of columns.
+
+        ``map`` runs the chunks (a thread pool's, say); they are summed in order whatever runs them.
+        """
+        m = X.shape[1]
+
+        def chunk(columns):
+            a, b = columns
             cache = self.forward(params, X[:, a:b])
             part = self.cost(params, cache, Y[:, a:b])
-            cost += part if (a, b) == (0, m) else part * (b - a) / m
-            outputs.append(cache.A[-1])
-        return cost + self.l2_cost(params, l2, m), np.concatenate(outputs, axis=1)
+            return part if (a, b) == (0, m) else part * (b - a) / m, cache.A[-1]
+
+        costs, outputs = zip(*map(chunk, self.chunks(m)))
+        return sum(costs) + self.l2_cost(params, l2, m), np.concatenate(outputs, axis=1)
 
     def cost(self, params: Params, cache: Cache, Y, l2: float = 0.0) -> float:
         """Mean loss over the batch, plus lambda/(2m) sum ||W||^2 when ``l2`` > 0."""
