@@ -22,7 +22,7 @@ import os
 import time
 
 import snn
-from snn.runtime.engines import make_engine
+from snn.runtime.engines import make_engine, wait_all
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAT = os.path.join(HERE, "..", "examples", "catvnoncat-4layer.json")
@@ -49,7 +49,7 @@ def engine_overhead(name, calls):
 
         def batch():
             hs = engine.submit([NOOP] * 20)
-            engine.wait(hs, None)
+            wait_all(engine, hs, 600)
 
         return {"sequential_us": per_call(one, calls) * 1e6, "batched_us": per_call(batch, max(1, calls // 20)) / 20 * 1e6}
     finally:

@@ -29,8 +29,9 @@ def test_train_writes_the_run_folder(cat_run):
     assert summary["epochs"] == 60 and summary["run_dir"] == str(out)
     for key in ("final_cost", "train_accuracy", "test_accuracy", "wall_seconds"):
         assert key in summary
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "model.json",
-                                                      "model.safetensors", "summary.json"]
+    # The last epoch is checkpointed too (crash-safe by default): --resume --epochs N goes further.
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-60.safetensors", "checkpoint.json", "config.json",
+                                                      "history.csv", "model.json", "model.safetensors", "summary.json"]
     lines = (out / "history.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,cost,train_accuracy,val_accuracy,seconds") and len(lines) == 61
     assert float(lines[1].split(",")[1]) == pytest.approx(0.6930497356599888, abs=1e-14)  # the course's first cost

@@ -10,6 +10,15 @@ from snn.runtime.plan import parse_granularity, row_ranges, shard_ranges, unit_i
 GRANULARITIES = ["network", "layer", "neuron", "block:4", "data:3"]
 
 
+def units_run(summary: dict) -> int:
+    """The invocations of a clean run less its hedges' copies: one per unit and step.
+
+    On a loaded machine a unit can be slow enough for the coordinator to send a speculative
+    copy; the copy is an extra delivery (a duplicate), never an extra effect.
+    """
+    return summary["invocations"] - summary["speculative"]
+
+
 def small(epochs=2, batch_size=None, **training):
     """A small float64 network with every feature the runtime has to carry."""
     return {
@@ -38,7 +47,7 @@ def test_parity_matrix(engine, granularity):
         assert a["cost"] == pytest.approx(b["cost"], abs=1e-9) and a["train_accuracy"] == b["train_accuracy"]
     for name, tensor in run.model.optimizer_state.items():
         np.testing.assert_allclose(tensor, ref.model.optimizer_state[name], atol=1e-9)
-    assert run.summary["invocations"] > 0 and run.summary["duplicates_suppressed"] == 0
+    assert units_run(run.summary) > 0 and run.summary["duplicates_suppressed"] == run.summary["speculative"]
 
 
 CONV_GRANULARITIES = ["network", "layer", "neuron", "block:2", "data:2"]
@@ -57,7 +66,7 @@ def test_a_conv_network_matches_at_every_granularity(engine, granularity, data_r
                     data_root=data_root, save=False)
     assert np.abs(run.model.params.flat - ref.model.params.flat).max() <= 1e-9
     assert [r["cost"] for r in run.history] == pytest.approx([r["cost"] for r in ref.history], abs=1e-9)
-    assert run.summary["invocations"] == len(run.history) * conv_units_per_step(granularity, cfg)
+    assert units_run(run.summary) == len(run.history) * conv_units_per_step(granularity, cfg)
 
 
 def conv_units_per_step(granularity, cfg) -> int:
@@ -80,7 +89,7 @@ def test_a_network_opening_with_pooling_splits_into_filters(data_root):
     ref = snn.train(cfg, data_root=data_root, save=False)
     run = snn.train({**cfg, "runtime": {"granularity": "neuron"}}, data_root=data_root, save=False)
     assert np.abs(run.model.params.flat - ref.model.params.flat).max() <= 1e-9
-    assert run.summary["invocations"] == 3 * (2 * (3 + 2 + 10) + 1)
+    assert units_run(run.summary) == 3 * (2 * (3 + 2 + 10) + 1)
 
 
 def test_sgd_momentum_and_rmsprop_through_neurons():
@@ -104,7 +113,7 @@ def test_cat_four_layer_neuron_by_neuron_matches_the_network(data_root):
     worst = max(abs(a["cost"] - b["cost"]) for a, b in zip(run.history, ref.history))
     assert worst <= 1e-9
     assert run.summary["test_accuracy"] == ref.summary["test_accuracy"] == 0.8
-    assert run.summary["invocations"] == 2500 * (2 * (20 + 7 + 5 + 1) + 1)
+    assert units_run(run.summary) == 2500 * (2 * (20 + 7 + 5 + 1) + 1)
 
 
 def test_granularity_names_and_units():

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import snn
 from conftest import EXAMPLES
 from snn.cli import app
+from snn.runtime.checkpoint import CheckpointClock
 from test_runtime_parity import small
 
 
@@ -23,33 +24,61 @@ def snn_cmd(*args, **kw):
 
 
 def test_resume_after_sigkill_ends_where_an_uninterrupted_run_ends(tmp_path, data_root):
-    cfg = json.loads((EXAMPLES / "catvnoncat-2layer.json").read_text())
-    cfg["training"]["epochs"] = 1_000_000  # it cannot finish before the kill, however fast the machine
-    cfg["runtime"] = {"checkpoint_every": 10}
-    path = tmp_path / "cfg.json"
-    path.write_text(json.dumps(cfg))
+    """The example as it is, from the command line, with no checkpoint flag: checkpoints come by time."""
     run_dir = tmp_path / "run"
     env = {**os.environ, "SNN_DATA_DIR": str(data_root)}
-    proc = snn_cmd("train", path, "--out", run_dir, "--quiet", env=env)
+    # --epochs only so that it cannot finish before the kill, however fast the machine.
+    proc = snn_cmd("train", EXAMPLES / "catvnoncat-2layer.json", "--epochs", 1_000_000, "--out", run_dir, "--quiet",
+                   env=env)
     deadline = time.monotonic() + 120
-    while checkpoint_epoch(run_dir) < 100:  # a state to wait for, not a moment
+    while checkpoint_epoch(run_dir) < 1:  # a state to wait for, not a moment
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
     assert not (run_dir / "summary.json").exists()  # it really died mid-run
     killed_at = checkpoint_epoch(run_dir)
-    assert killed_at >= 100 and killed_at % 10 == 0
+    assert killed_at >= 1
 
     # The resumed run goes 150 epochs past the kill; an unbroken run of as many epochs is the oracle.
     epochs = killed_at + 150
     resumed = snn_cmd("train", "--resume", run_dir, "--epochs", epochs, "--quiet", env=env)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    whole = snn.train(path, data_root=data_root, save=False, **{"training.epochs": epochs})
+    whole = snn.train(EXAMPLES / "catvnoncat-2layer.json", data_root=data_root, save=False,
+                      **{"training.epochs": epochs})
     model = snn.load_model(run_dir)
-    np.testing.assert_array_equal(model.params.flat, whole.model.params.flat)
+    np.testing.assert_allclose(model.params.flat, whole.model.params.flat, rtol=0, atol=1e-12)
     history = (run_dir / "history.csv").read_text().splitlines()[1:]
-    assert [float(line.split(",")[1]) for line in history] == [r["cost"] for r in whole.history]
+    costs = [float(line.split(",")[1]) for line in history]
+    np.testing.assert_allclose(costs, [r["cost"] for r in whole.history], rtol=0, atol=1e-12)
+    assert len(costs) == epochs
+
+
+def test_checkpoints_come_by_time_at_a_bounded_cost():
+    """The clock of a run: as often as 2% of the training allows, at least once a second apart, at most 30 s."""
+    now = [0.0]
+    clock = CheckpointClock(30.0, clock=lambda: now[0])
+    assert not clock.due(1)
+    now[0] = 1.0
+    assert clock.due(1)  # nothing measured yet: the first comes after a second
+
+    def save(seconds):
+        return lambda: now.__setitem__(0, now[0] + seconds)
+
+    clock.write(save(0.1), 1)  # a checkpoint of 0.1 s: the next one 5 s later, so it costs 2%
+    assert clock.gap == pytest.approx(5.0) and clock.epoch == 1
+    now[0] += 4.9
+    assert not clock.due(2)
+    now[0] += 0.2
+    assert clock.due(2)
+    clock.write(save(0.001), 2)
+    assert clock.gap == 1.0  # cheap ones still come at most once a second
+    clock.write(save(2.0), 3)
+    assert clock.gap == 30.0  # slow ones: the bound on lost work wins
+    assert clock.spent == pytest.approx(2.101)
+    every = CheckpointClock(0.0, every=10, clock=lambda: now[0])
+    now[0] += 1000
+    assert [e for e in range(1, 31) if every.due(e)] == [10, 20, 30]  # by epochs only
 
 
 def checkpoint_epoch(run_dir) -> int:
@@ -103,8 +132,20 @@ def test_stop_mid_epoch_through_the_runtime(tmp_path, monkeypatch):
 
 
 def test_resume_needs_a_checkpoint(tmp_path):
-    run = snn.train(small(epochs=1), run_dir=tmp_path / "run")
+    run = snn.train({**small(epochs=1), "runtime": {"checkpoint_seconds": 0}}, run_dir=tmp_path / "run")
     with pytest.raises(snn.SnnError, match="no checkpoint.json"):
         snn.train(run.config, run_dir=tmp_path / "run", resume=True)
     stop = CliRunner().invoke(app, ["stop", str(tmp_path / "nothing")])
     assert stop.exit_code == 2 and "not a run folder" in stop.output
+
+
+def test_a_finished_run_ends_with_a_checkpoint_and_can_go_further(tmp_path):
+    """By default a run's last epoch is checkpointed too: ``--resume --epochs N`` takes it on, exactly."""
+    run_dir = tmp_path / "run"
+    snn.train(small(epochs=3), run_dir=run_dir)
+    assert checkpoint_epoch(run_dir) == 3
+    further = snn.train(snn.load_config(run_dir / "config.json"), run_dir=run_dir, resume=True,
+                        **{"training.epochs": 5})
+    whole = snn.train(small(epochs=5), save=False)
+    np.testing.assert_array_equal(further.model.params.flat, whole.model.params.flat)
+    assert [r["cost"] for r in further.history] == [r["cost"] for r in whole.history]

@@ -109,6 +109,19 @@ def test_trace_of_a_real_run(tmp_path):
     assert runner.invoke(app, ["trace", str(tmp_path)]).exit_code != 0
 
 
+def test_trace_counts_the_hedges_of_a_run_with_lost_deliveries(tmp_path):
+    run = snn.train({**small(epochs=2), "runtime": {"granularity": "neuron", "chaos": "drop=0.2,seed=4"}},
+                    run_dir=tmp_path / "run")
+    result = runner.invoke(app, ["trace", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    h = json.loads(result.output)["hedges"]
+    s = run.summary
+    assert h["won"] == s["speculative_won"] > 0 and h["lost"] == s["lost_and_retried"] == 0
+    assert 0 < h["saved_seconds"] == s["speculative_saved_seconds"]
+    # A copy the chaos engine dropped never ran: the ledger has the ones that did.
+    assert h["won"] <= h["sent"] <= s["speculative"]
+
+
 def test_trace_and_cost_on_a_tampered_ledger_are_one_line(tmp_path):
     (tmp_path / "invocations.csv").write_text("phase,status,end\nforward,ok,yesterday\n")
     (tmp_path / "summary.json").write_text('{"wall_seconds": 1.0}')

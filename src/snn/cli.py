@@ -127,8 +127,8 @@ def train(
 
         def on_epoch(r):
             acc = f"{r['train_accuracy']:.4f}" + (f" val {r['val_accuracy']:.4f}" if r["val_accuracy"] is not None else "")
-            calls = (f"  calls {r['invocations']} retries {r['retries']} dup {r['duplicates_suppressed']}"
-                     if r["invocations"] else "")
+            calls = (f"  calls {r['invocations']} retries {r['retries']} dup {r['duplicates_suppressed']} "
+                     f"hedged {r['speculative']}" if r["invocations"] else "")
             progress.update(task, completed=r["epoch"], cost=r["cost"], acc=acc, calls=calls)
 
         run = run_train(cfg, data, out, on_epoch, resume=resume is not None, force=force)
@@ -152,7 +152,7 @@ def _print_summary(summary: dict, run_dir) -> None:
     table = Table(title="What it learned", show_header=False)
     for key in ("dataset", "epochs", "final_cost", "train_accuracy", "val_accuracy", "test_accuracy",
                 "granularity", "engine", "invocations", "retries", "duplicates_suppressed", "lost_and_retried",
-                "seconds_per_epoch", "wall_seconds"):
+                "speculative", "speculative_won", "speculative_saved_seconds", "seconds_per_epoch", "wall_seconds"):
         if key in summary:
             v = summary[key]
             table.add_row(key, f"{v:.6g}" if isinstance(v, float) else str(v))
@@ -167,11 +167,18 @@ def _print_summary(summary: dict, run_dir) -> None:
 def trace(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
     step: Annotated[Optional[int], typer.Option(help="step whose critical path to show (default: the last)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
-    """Where the time went: per phase, layer and worker, and the critical path of a step."""
-    from .trace import critical_path, load_records, summarize
+    """Where the time went: per phase, layer and worker, the critical path of a step, and the hedges."""
+    from .trace import critical_path, hedges, load_records, summarize
 
     records = load_records(run_dir)
+    if as_json:
+        n, path, span = critical_path(records, step)
+        print(json.dumps({**{f"by_{by}": summarize(records, by) for by in ("phase", "layer", "worker")},
+                          "critical_path": {"step": n, "span_seconds": span, "stages": path},
+                          "hedges": hedges(records, _summary_if_any(run_dir))}, default=str))
+        return
     ms = lambda x: f"{x * 1e3:.2f}"  # noqa: E731
     for by in ("phase", "layer", "worker"):
         table = Table(title=f"Invocations by {by}: duration p50/p95/total and where the total went (ms)")
@@ -193,6 +200,16 @@ def trace(
     console.print(table)
     busy = sum(r["duration"] for r in path)
     console.print(f"stages on the path: {ms(busy)} ms; the coordinator's share between stages: {ms(span - busy)} ms")
+    h = hedges(records, _summary_if_any(run_dir))
+    console.print(f"speculative copies (hedges): {h['sent']} ran, {h['won']} finished first, "
+                  + (f"{h['saved_seconds']:.2f} s saved against the unit timeout; " if h["saved_seconds"] is not None else "")
+                  + f"retries {h['retries']}, lost {h['lost']}, duplicates {h['duplicates']}")
+
+
+def _summary_if_any(run_dir: Path) -> dict:
+    """The run's summary.json when it has one (a run still going, or killed, has none yet)."""
+    path = run_dir / "summary.json"
+    return _read_json(path) if path.exists() else {}
 
 
 @app.command()

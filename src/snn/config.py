@@ -229,8 +229,13 @@ class RuntimeConfig(Strict):
     unit_timeout: float = Field(60.0, gt=0, description="seconds before a unit without a result is retried")
     max_retries: int = Field(8, ge=0)
     retry_backoff: float = Field(0.01, ge=0, description="seconds before the first retry of a failed unit; doubles")
+    hedge_factor: float = Field(1.5, ge=0, le=100, description="send a speculative copy of a unit this many times "
+                                "past its stage kind's observed p95 latency (0: never)")
+    hedge_floor: float = Field(0.005, ge=0, description="seconds before a speculative copy, at least")
     key_ttl: float = Field(3600.0, gt=0, description="seconds a step's keys live in the store at most")
-    checkpoint_every: int = Field(0, ge=0, description="epochs between checkpoints (0: only on a stop)")
+    checkpoint_every: int = Field(0, ge=0, description="epochs between checkpoints (0: by time only)")
+    checkpoint_seconds: float = Field(30.0, ge=0, description="seconds of training between checkpoints, "
+                                      "and one at the end (0: none but on a stop)")
     max_invocations: int | None = Field(None, gt=0, description="hard limit on function invocations")
     budget_usd: float | None = Field(None, gt=0, description="stop, with a checkpoint, before the modelled Lambda "
                                      "cost of the run (bundled prices, 1769 MB x86) would pass this")

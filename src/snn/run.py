@@ -36,7 +36,7 @@ from .files import read_table, write_json, write_text
 from .metrics import accuracy
 from .model import Model
 from .runfolder import STOP_FILE, claim
-from .runtime.checkpoint import load_checkpoint, save_checkpoint
+from .runtime.checkpoint import CheckpointClock, load_checkpoint, save_checkpoint
 from .runtime.columns import chunk_map
 from .runtime.coordinator import InvocationLimit, StopRequested, UnitFailure
 from .runtime.ledger import Ledger
@@ -175,7 +175,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
         write_json(folder / "config.json", config.model_dump(mode="json"))
     stop_file = folder / STOP_FILE
     should_stop = (lambda: interrupted() or stop_file.exists()) if save else (lambda: False)
-    every = config.runtime.checkpoint_every
+    clock = CheckpointClock(config.runtime.checkpoint_seconds, config.runtime.checkpoint_every)
 
     def checkpoint_now(epoch: int | None = None) -> str:
         """Save the last complete epoch; say what was saved, for the message that follows."""
@@ -213,8 +213,8 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
                     flushed = time.perf_counter()
                     # A long run's ledger grows: keep rewriting it under a tenth of the time.
                     live_every = max(LIVE_EVERY, 10 * (flushed - took))
-                if save and every and result.epoch % every == 0:
-                    checkpoint_now()
+                if save and clock.due(result.epoch):
+                    clock.write(checkpoint_now, result.epoch)
                 if threshold is not None and result.cost < threshold:
                     break
                 if best.improves(record, params, state) >= patience:
@@ -233,6 +233,8 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     if stopped and save:
         checkpoint_now(history[-1]["epoch"] if history else start_epoch)
         stop_file.unlink(missing_ok=True)
+    elif save and clock.seconds > 0 and history and clock.epoch != history[-1]["epoch"]:
+        clock.write(checkpoint_now, history[-1]["epoch"])  # the end, too: `--resume --epochs N` can take a finished run further
     loop_seconds = time.perf_counter() - loop_start
     if not history:
         raise SnnError("the run stopped before its first epoch ended; nothing to save")
@@ -246,6 +248,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
         summary["best_epoch"], summary["best_val_cost"] = best.epoch, best.cost
     summary.update(ledger.summary())
     summary["seconds_per_epoch"] = loop_seconds / max(1, len(history) - resumed_at)
+    summary["checkpoint_seconds"] = clock.spent
     summary["wall_seconds"] = time.perf_counter() - started
 
     model = Model(spec, params, dataset.preprocessing, dataset.classes,

@@ -108,3 +108,20 @@ def critical_path(records: list[dict], step: int | None = None) -> tuple[int, li
     path = [max(rows, key=lambda r: r["end"]) for rows in sorted(stages.values(), key=lambda rs: min(r["sent"] for r in rs))]
     span = max(r["end"] for r in mine) - min(r["sent"] for r in mine)
     return step, path, span
+
+
+def hedges(records: list[dict], summary: dict) -> dict:
+    """The speculative copies of a run, from its ledger (and what they saved, from its summary when it has one).
+
+    A copy "finished first" when its record is not a duplicate: it wrote the unit's done
+    record before any other delivery. ``saved_seconds`` is how much sooner those units
+    finished than the unit timeout would have resent them.
+    """
+    ok = [r for r in records if r["status"] == "ok"]
+    copies = [r for r in ok if r.get("speculative") is True]
+    saved = summary.get("speculative_saved_seconds")
+    return {"sent": len(copies), "won": sum(not r["duplicate"] for r in copies),
+            "saved_seconds": float(saved) if isinstance(saved, (int, float)) else None,
+            "retries": sum(r["attempt"] > 0 and not r.get("speculative") for r in ok),
+            "lost": sum(r["status"] == "lost" for r in records),
+            "duplicates": sum(bool(r["duplicate"]) for r in ok)}

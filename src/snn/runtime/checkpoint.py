@@ -1,6 +1,7 @@
 """The run state on disk: parameters, optimizer state, the epoch reached, the history and counters.
 
-Written every N epochs, on a stop, on Ctrl-C and when the runtime fails, so
+Written by time (``CheckpointClock``: by default at most 30 s of training apart, and at
+the end), every N epochs if asked, on a stop, on Ctrl-C and when the runtime fails, so
 ``snn train --resume RUN_DIR`` goes on from the last one, even after the coordinator
 was killed. The tensors go to a new file, then ``checkpoint.json`` (written
 atomically) points at it: a crash at any moment leaves the previous checkpoint whole.
@@ -13,6 +14,7 @@ so a crafted pointer can neither read nor delete anything else.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +34,46 @@ MAX_POINTER_BYTES = 64 << 20  # the history of a very long run, at most
 MAX_COUNTERS = 64
 PARAMS, STATE_PREFIX = "params", "state."
 _TENSORS = re.compile(r"^checkpoint-(0|[1-9][0-9]*)\.safetensors$")
+
+
+BUDGET = 0.02  # checkpoints take at most this share of the training time...
+MIN_GAP = 1.0  # ...and come at most once a second, however cheap
+
+
+class CheckpointClock:
+    """When the next checkpoint is due: crash-safe by default, at a bounded cost.
+
+    By time, checkpoints come as often as their cost allows: ``took / BUDGET`` seconds
+    apart (never under ``MIN_GAP``), and never more than ``seconds`` apart. So a
+    ``kill -9`` loses at most ``seconds`` of training, and a cheap checkpoint is taken
+    about every second. Only a checkpoint slower than ``BUDGET * seconds`` (0.6 s at the
+    default 30 s) makes the bound on lost work cost more than ``BUDGET``. ``every`` adds
+    checkpoints every N epochs; ``seconds=0`` leaves only those (and the ones on a stop).
+    """
+
+    def __init__(self, seconds: float, every: int = 0, clock=time.perf_counter):
+        self.seconds, self.every, self.clock = seconds, every, clock
+        self.last = clock()
+        self.took = 0.0
+        self.spent = 0.0  # seconds spent writing checkpoints, for the benchmark
+        self.epoch: int | None = None  # the epoch of the last one written
+
+    @property
+    def gap(self) -> float:
+        return min(self.seconds, max(MIN_GAP, self.took / BUDGET))
+
+    def due(self, epoch: int) -> bool:
+        by_epochs = bool(self.every) and epoch % self.every == 0
+        return by_epochs or (self.seconds > 0 and self.clock() - self.last >= self.gap)
+
+    def write(self, save, epoch: int) -> None:
+        """Run ``save()`` (which writes the checkpoint of ``epoch``) and note what it took."""
+        started = self.clock()
+        save()
+        self.epoch = epoch
+        self.last = self.clock()
+        self.took = self.last - started
+        self.spent += self.took
 
 
 def tensors_name(epoch: int) -> str:
@@ -115,8 +157,9 @@ def load_checkpoint(run_dir: Path, flat: np.ndarray, state: dict[str, np.ndarray
     """
     meta = _pointer(run_dir)
     if meta is None:
-        raise CheckpointError(f"{run_dir}: no {POINTER}; help: only runs with checkpoints (checkpoint_every > 0, "
-                              "or ended by `snn stop`, Ctrl-C or a runtime failure) can be resumed")
+        raise CheckpointError(f"{run_dir}: no {POINTER}; help: only runs with checkpoints (checkpoint_seconds > 0, "
+                              "the default, checkpoint_every > 0, or ended by `snn stop`, Ctrl-C or a runtime failure) "
+                              "can be resumed")
     path = run_dir / meta.tensors
     expected = {PARAMS: flat, **{STATE_PREFIX + k: v for k, v in state.items()}}
     need = sum(v.nbytes for v in expected.values())

@@ -25,6 +25,8 @@ from .codec import decode_json, encode
 from .events import Event, LocalEvent, MergeEvent, Train
 from .functions import FUNCTIONS
 from .keys import Keys
+from .engines import SETTLE_TIMEOUT, wait_all
+from .hedging import Hedging, Latencies
 from .ledger import Ledger
 from .plan import Granularity, shard_ranges
 from .stores import get_arrays
@@ -71,6 +73,29 @@ class Limits:
     backoff: float = 0.01
     key_ttl: float | None = 3600.0
     max_invocations: int | None = None
+    hedging: Hedging = Hedging()
+
+
+@dataclass
+class _Unit:
+    """One unit of a stage while it runs: its deliveries in flight, and when to act on it next."""
+
+    event: Event  # its latest attempt
+    deadline: float  # the hard ceiling: lost if no delivery has answered by then
+    live: dict  # handle -> (sent, speculative), the deliveries in flight
+    last_send: float
+    hedges: int = 0
+    retry_at: float | None = None  # all deliveries failed: send again then
+    error: str = "no result within the unit timeout"
+
+    def hedge_at(self, delay: float, progress: float) -> float:
+        # The k-th copy waits 2^k times longer: a unit that is only slow gets few copies.
+        return max(self.last_send, progress) + delay * 2 ** self.hedges
+
+    def wake(self, delay: float, progress: float) -> float:
+        if self.retry_at is not None:
+            return self.retry_at
+        return min(self.deadline, self.hedge_at(delay, progress))
 
 
 class Coordinator:
@@ -85,6 +110,9 @@ class Coordinator:
         self.units = granularity.units(spec) or [[(0, 0)]]
         self.slots = list(self._slots())
         self._written: list[str] = []  # outputs of the current step, deleted when it is over
+        self.hedging = limits.hedging
+        self.latencies = Latencies(limits.hedging, limits.unit_timeout)
+        self._inflight: list = []  # deliveries still running whose unit another delivery finished
 
     # ---- where each unit's parameters live
 
@@ -248,57 +276,101 @@ class Coordinator:
         return self.engine.submit([{**e.to_json(), "sent": sent} for e in events])
 
     def stage(self, events: list[Event]) -> list[dict]:
-        """Run every event to completion; their ``done`` records, in unit order."""
+        """Run every event to completion; their ``done`` records, in unit order.
+
+        A unit is done when any of its deliveries comes back without an error (or left
+        its done record in the store). One that has not answered by its hedge time gets a
+        speculative copy (``hedging.py``); one whose deliveries all failed is sent again,
+        at once the first time, then after a doubling backoff; one with no answer past
+        ``unit_timeout`` is counted lost and sent again.
+        """
         k = self.keys
         for e in events:
             names = FUNCTIONS[e.kind].output_names(e)
             self._written += [k.out(e.step, e.kind, e.layer, e.unit, n) for n in names]
             self._written.append(k.done(e.step, e.kind, e.layer, e.unit))
-        lim = self.limits
-        handles = self._submit(events)
-        attempts = [0] * len(events)
-        last_error = ["no result within the unit timeout"] * len(events)
-        now = time.monotonic()
-        deadline = [now + lim.unit_timeout] * len(events)
-        retry_at: dict[int, float] = {}
-        pending = set(range(len(events)))
+        kind = (events[0].kind, events[0].layer)
+        now = progress = started = time.monotonic()
+        units = [_Unit(e, now + self.limits.unit_timeout, {h: (now, False)}, now)
+                 for e, h in zip(events, self._submit(events))]
+        pending = set(range(len(units)))
         while pending:
-            waiting = [i for i in pending if i not in retry_at]
-            wake = min([deadline[i] for i in waiting] + list(retry_at.values()))
-            done = self.engine.wait([handles[i] for i in waiting], max(0.0, wake - time.monotonic()))
+            # A unit is suspect once neither it nor its stage has made progress for a while: on an engine
+            # with fewer workers than units, the last ones wait in a queue while the others run. The
+            # first result of a stage takes a unit's whole latency; after it, results come at intervals.
+            gap = (*kind, progress == started)
+            delay = self.latencies.hedge_after(gap) if self.hedging.active else float("inf")
+            waiting = [units[i] for i in pending]
+            wake = min(u.wake(delay, progress) for u in waiting)
+            flying = [h for u in waiting for h in u.live]
+            timeout = max(0.0, wake - time.monotonic())
+            done = self.engine.wait(flying, timeout) if flying else time.sleep(timeout) or set()
             now = time.monotonic()
-            again = []
+            moved = False
             for i in sorted(pending):
-                if i in retry_at:
-                    if now >= retry_at[i]:
-                        del retry_at[i]
-                        again.append(i)
+                u = units[i]
+                if u.retry_at is not None:
+                    if now >= u.retry_at:
+                        self._resend(u, now)
                     continue
-                if handles[i] in done:
-                    out = self.engine.outcome(handles[i])
-                    if isinstance(out, BaseException):
-                        last_error[i] = f"{type(out).__name__}: {out}"
-                        self._note(events[i], attempts[i], "failed", repr(out))
-                        self.ledger.count("failed")
-                        retry_at[i] = now + lim.backoff * 2 ** attempts[i]
-                    elif out.get("stopped"):
-                        raise StopRequested("a function saw the stop flag")
-                    else:
-                        pending.discard(i)
-                elif now >= deadline[i]:
-                    last_error[i] = f"no result within the unit timeout of {lim.unit_timeout:g} s"
-                    self._note(events[i], attempts[i], "lost", "no result within the unit timeout")
+                finished, failed = self._settled(u, gap, done, now, progress)
+                moved |= finished or failed
+                if finished:
+                    pending.discard(i)
+                    self._inflight += list(u.live)
+                elif not u.live:  # every delivery failed
+                    u.retry_at = now + (self.limits.backoff * 2 ** (u.event.attempt - 1) if u.event.attempt else 0.0)
+                elif now >= u.deadline:
+                    u.error = f"no result within the unit timeout of {self.limits.unit_timeout:g} s"
+                    self._note(u.event, u.event.attempt, "lost", "no result within the unit timeout")
                     self.ledger.count("lost_and_retried")
-                    again.append(i)
-            for i in again:
-                attempts[i] += 1
-                if attempts[i] > lim.max_retries:
-                    raise UnitFailure(f"unit {events[i].name} of step {events[i].step} failed "
-                                      f"{attempts[i]} times, the last with {last_error[i]}")
-                self.ledger.count("retries")
-                (handles[i],) = self._submit([events[i].again(attempts[i])])
-                deadline[i] = time.monotonic() + lim.unit_timeout
+                    self._resend(u, now)
+                elif now >= u.hedge_at(delay, progress):
+                    u.hedges += 1
+                    self.ledger.count("speculative")
+                    (h,) = self._submit([u.event.again(u.event.attempt, speculative=True)])
+                    u.live[h] = (time.monotonic(), True)
+                    u.last_send = now
+            if moved:
+                progress = now
         return self._results(events)
+
+    def _settled(self, u: _Unit, kind, done: set, now: float, progress: float) -> tuple[bool, bool]:
+        """Take the unit's finished deliveries out of ``u.live``: (one succeeded, one failed)."""
+        succeeded = failed = False
+        for h in [h for h in u.live if h in done]:
+            sent, speculative = u.live.pop(h)
+            out = self.engine.outcome(h)
+            if isinstance(out, BaseException):
+                u.error = f"{type(out).__name__}: {out}"
+                self._note(u.event, u.event.attempt, "failed", repr(out))
+                self.ledger.count("failed")
+                failed = True
+                continue
+            if out.get("stopped"):
+                raise StopRequested("a function saw the stop flag")
+            if not succeeded:
+                self.latencies.add(kind, now - max(sent, progress))
+            succeeded = True
+            if speculative and not out.get("duplicate"):  # this copy wrote the done record
+                self.ledger.count("speculative_won")
+                self.ledger.count("speculative_saved_ms", max(0, round((u.deadline - now) * 1e3)))
+        if succeeded or not failed or u.live:
+            return succeeded, failed
+        # A delivery that failed after doing its work left the done record: nothing to retry.
+        e = u.event
+        return self.store.get_many([self.keys.done(e.step, e.kind, e.layer, e.unit)])[0] is not None, True
+
+    def _resend(self, u: _Unit, now: float) -> None:
+        """Send the unit again as a new attempt (after a failure, or past the unit timeout)."""
+        attempt = u.event.attempt + 1
+        if attempt > self.limits.max_retries:
+            raise UnitFailure(f"unit {u.event.name} of step {u.event.step} failed {attempt} times, the last with {u.error}")
+        self.ledger.count("retries")
+        u.event, u.retry_at = u.event.again(attempt), None
+        (h,) = self._submit([u.event])
+        u.live[h] = (time.monotonic(), False)
+        u.last_send, u.deadline = now, time.monotonic() + self.limits.unit_timeout
 
     def _results(self, events: list[Event]) -> list[dict]:
         """The units' done records, read from the store: complete and in unit order, or an error."""
@@ -318,11 +390,20 @@ class Coordinator:
 
     # ---- housekeeping
 
-    def drain(self) -> None:
-        """Move the functions' ledger records from the store into the ledger."""
+    def settle(self) -> None:
+        """Wait (bounded) for every delivery still running, so that what it did is on the ledger and none
+        reads a key after its step is deleted: the copies that lost their race, and the extra deliveries
+        of chaos mode (the chaos engine tracks those itself)."""
         settle = getattr(self.engine, "settle", None)
         if settle:
             settle()
+        elif self._inflight:
+            wait_all(self.engine, self._inflight, SETTLE_TIMEOUT)
+        self._inflight = []
+
+    def drain(self) -> None:
+        """Move the functions' ledger records from the store into the ledger."""
+        self.settle()
         for raw in self.store.drain(self.keys.ledger):
             self.ledger.add(decode_json(raw))
 
@@ -337,9 +418,7 @@ class Coordinator:
 
     def _cleanup(self, step: int, state_names: list[str]) -> None:
         """Delete every key of a finished step, by name (never a pattern, never a flush)."""
-        settle = getattr(self.engine, "settle", None)
-        if settle:
-            settle()  # extra deliveries of this step finish first, so none reads a deleted key
+        self.settle()  # extra deliveries of this step finish first, so none reads a deleted key
         k, doomed = self.keys, self._written
         for l, u, _ in self.slots:
             doomed.append(k.param(step, l, u))

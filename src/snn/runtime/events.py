@@ -59,6 +59,7 @@ class Event:
     layer: int = 0
     unit: int = 0
     attempt: int = 0
+    speculative: bool = False  # a hedge: a copy sent while an earlier delivery may still be running
     sent: float | None = None
     chaos: dict | None = None  # set by the chaos layer: what to inject into this delivery
 
@@ -66,8 +67,8 @@ class Event:
     def name(self) -> str:
         return f"{self.kind}:{self.layer}:{self.unit}"
 
-    def again(self, attempt: int) -> Event:
-        return replace(self, attempt=attempt)
+    def again(self, attempt: int, speculative: bool = False) -> Event:
+        return replace(self, attempt=attempt, speculative=speculative)
 
     def to_json(self) -> dict:
         out = {"kind": self.kind}

@@ -433,7 +433,7 @@ def handler(event: dict) -> dict:
     sent = ev.sent if ev.sent is not None else started
     record = {
         "phase": ev.kind, "layer": ev.layer, "unit": ev.unit, "step": ev.step,
-        "attempt": ev.attempt, "duplicate": duplicate, "status": "ok",
+        "attempt": ev.attempt, "speculative": ev.speculative, "duplicate": duplicate, "status": "ok",
         "worker": f"{WORKER}:{threading.current_thread().name}", "sent": sent,
         "start": started, "end": ended, "bytes_in": io.bytes_in, "bytes_out": io.bytes_out,
         "wait": max(0.0, started - sent), **spent,

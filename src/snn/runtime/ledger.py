@@ -7,7 +7,7 @@ import io
 from collections import Counter
 
 FIELDS = ("phase", "layer", "unit", "step", "attempt", "duplicate", "status", "worker", "sent", "start", "end",
-          "bytes_in", "bytes_out", "wait", "load", "compute", "store_write", "merge")
+          "bytes_in", "bytes_out", "wait", "load", "compute", "store_write", "merge", "speculative")
 PARTS = ("wait", "load", "compute", "store_write", "merge")  # where an invocation's time went
 INTEGERS = ("layer", "unit", "step", "attempt", "bytes_in", "bytes_out")
 
@@ -15,7 +15,7 @@ INTEGERS = ("layer", "unit", "step", "attempt", "bytes_in", "bytes_out")
 class Ledger:
     def __init__(self):
         self.records: list[dict] = []
-        self.counts: Counter = Counter()  # retries, lost_and_retried, failed
+        self.counts: Counter = Counter()  # retries, lost_and_retried, failed, speculative, speculative_won, ...
         self.duplicates = 0  # kept as records arrive: summary() runs after every epoch
 
     def add(self, record: dict) -> None:
@@ -38,6 +38,9 @@ class Ledger:
             "duplicates_suppressed": self.duplicates,
             "lost_and_retried": self.counts["lost_and_retried"],
             "failures_retried": self.counts["failed"],
+            "speculative": self.counts["speculative"],
+            "speculative_won": self.counts["speculative_won"],
+            "speculative_saved_seconds": self.counts["speculative_saved_ms"] / 1e3,
         }
 
     def csv(self) -> str:

@@ -18,6 +18,7 @@ from .columns import batch_gradients
 from .coordinator import Coordinator, Limits, Strategy
 from .engines import make_engine
 from .engines.chaos import ChaosEngine
+from .hedging import Hedging
 from .info import RuntimeInfo, write_runtime_info
 from .stores import forget_store, open_store
 from .stores.embedded import EmbeddedValkey
@@ -72,7 +73,8 @@ def epoch_source(rt: RuntimeConfig, t: TrainingConfig, spec, net, optimizer, par
         run_id = uuid.uuid4().hex
         if folder is not None:
             write_runtime_info(folder, RuntimeInfo(run_id=run_id, store=store.url, engine=rt.engine))
-        limits = Limits(rt.unit_timeout, rt.max_retries, rt.retry_backoff, rt.key_ttl, rt.max_invocations)
+        limits = Limits(rt.unit_timeout, rt.max_retries, rt.retry_backoff, rt.key_ttl, rt.max_invocations,
+                        Hedging(rt.hedge_factor, rt.hedge_floor))
         reducers = granularity.size if granularity.kind == "data" and t.reduce == "scatter-reduce" else 1
         coordinator = Coordinator(spec, granularity, engine, store, run_id,
                                   optimizer, ledger, limits,

@@ -1,7 +1,7 @@
 """Engines: where function invocations run. One small interface, loaded lazily by name.
 
     submit(events) -> handles      invoke the handler once per event
-    wait(handles, timeout) -> set  the handles finished (returns when all are, or at timeout)
+    wait(handles, timeout) -> set  the handles finished: returns as soon as one is, or at timeout
     outcome(handle)                the handler's dict, or the exception it raised
     close()
 
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib
+import time
 from typing import Any, Protocol
 
 from ...errors import SnnError
@@ -47,3 +48,18 @@ def make_engine(name: str, **options) -> Engine:
         raise EngineUnavailable(
             f"engine {name!r} needs {e.name!r}, which is not installed; help: pip install 'serverless-nn[{extra}]'"
         ) from None
+
+# How long a settle waits for deliveries still running: a bound, so that one stuck
+# delivery cannot hold the run for ever (what it did then stays off the ledger).
+SETTLE_TIMEOUT = 60.0
+
+
+def wait_all(engine: Engine, handles: list, timeout: float) -> set:
+    """Wait until every handle is finished, or ``timeout`` seconds have passed; the finished ones."""
+    deadline, done = time.monotonic() + timeout, set()
+    while len(done) < len(handles):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        done |= engine.wait([h for h in handles if h not in done], left)
+    return done

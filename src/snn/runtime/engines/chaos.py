@@ -13,9 +13,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, fields
 
-# How long ``settle`` waits for deliveries still running: a bound, so that one stuck
-# delivery cannot hold the run for ever (what it did then stays off the ledger).
-SETTLE_TIMEOUT = 60.0
+from . import SETTLE_TIMEOUT, wait_all
+
 MAX_DELAY_S = 60.0  # a delay is a slow function, not a lost one
 
 
@@ -98,11 +97,11 @@ class ChaosEngine:
 
     def wait(self, handles, timeout):
         real = [h for h in handles if not isinstance(h, Lost)]
-        started = time.monotonic()
-        done = self.inner.wait(real, timeout) if real else set()
-        if len(done) == len(real) and len(real) < len(handles) and timeout:
-            time.sleep(max(0.0, timeout - (time.monotonic() - started)))  # the lost never answer
-        return done
+        if real:
+            return self.inner.wait(real, timeout)
+        if timeout:
+            time.sleep(timeout)  # the lost never answer
+        return set()
 
     def outcome(self, handle):
         return self.inner.outcome(handle)
@@ -112,7 +111,7 @@ class ChaosEngine:
         reads a key after its step is deleted: the extra deliveries, and also those the
         coordinator gave up on when a live unit was slower than its timeout and was retried."""
         if self._running:
-            self.inner.wait(self._running, SETTLE_TIMEOUT)
+            wait_all(self.inner, self._running, SETTLE_TIMEOUT)
             self._running = []
 
     def close(self):

@@ -41,7 +41,7 @@ class LithopsEngine:
         while True:
             done, pending = self._executor.wait(list(handles), throw_except=False, return_when=ALWAYS,
                                                 show_progressbar=False)
-            if not pending or (deadline is not None and time.monotonic() >= deadline):
+            if done or not pending or (deadline is not None and time.monotonic() >= deadline):
                 return set(done)
             time.sleep(POLL)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from threadpoolctl import ThreadpoolController
 
@@ -42,7 +42,7 @@ class LocalEngine:
             self._single_blas = None
 
     def wait(self, handles, timeout):
-        return wait(handles, timeout).done
+        return wait(handles, timeout, return_when=FIRST_COMPLETED).done
 
     def outcome(self, handle):
         return handle.exception() or handle.result()

@@ -114,8 +114,12 @@ class RayEngine:
         return [self._remote.remote(e) for e in events]
 
     def wait(self, handles, timeout):
-        ready, _ = ray.wait(list(handles), num_returns=len(handles), timeout=timeout)
-        return set(ready)
+        handles = list(handles)
+        first, _ = ray.wait(handles, num_returns=1, timeout=timeout)
+        if not first:
+            return set()
+        ready, _ = ray.wait(handles, num_returns=len(handles), timeout=0)  # and all the others done by now
+        return set(first) | set(ready)
 
     def outcome(self, handle):
         try:
