@@ -42,7 +42,7 @@ from .errors import ConfigError, SnnError, SpaceError
 from .files import write_json, write_text
 from .documents import schema_problem, short
 from .names import check_name
-from .runtime.codec import decode_json, encode_json
+from .runtime.stores import drain_json, push_json
 from .runtime.events import TrialEvent
 from .runtime.functions import function_kind
 from .runtime.session import runtime_session
@@ -282,7 +282,7 @@ def run_trial(ev: TrialEvent, io, keys):
         if record["val_cost"] < best["best_val_cost"]:
             best.update(best_val_cost=record["val_cost"], best_val_accuracy=record["val_accuracy"],
                         best_epoch=record["epoch"])
-        io.store.push(reports, encode_json({"epoch": record["epoch"], "val_cost": record["val_cost"]}))
+        push_json(io.store, reports, {"epoch": record["epoch"], "val_cost": record["val_cost"]})
         if io.store.get_many([prune])[0] is not None:
             raise TrialPruned
 
@@ -325,8 +325,7 @@ def run_study(study, space: Space, base: dict, n: int, parallel: int, engine_con
 
 
 def _report(study, trial, store, keys):
-    for raw in store.drain(keys.out(trial.number, "trial", 0, 0, "reports")):
-        r = decode_json(raw)
+    for r in drain_json(store, keys.out(trial.number, "trial", 0, 0, "reports")):
         trial.report(r["val_cost"], r["epoch"])
         if trial.should_prune():
             store.overwrite(keys.out(trial.number, "trial", 0, 0, "prune"), b"1", 3600)

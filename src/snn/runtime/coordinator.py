@@ -21,7 +21,6 @@ import numpy as np
 from ..core.network import NetworkSpec, Params, predictions
 from ..core.training import SHUFFLE, EpochResult, Plan, batches, epoch_rng
 from ..errors import SnnError
-from .codec import decode_json, encode
 from .events import Event, LocalEvent, MergeEvent, Train
 from .functions import FUNCTIONS
 from .keys import Keys
@@ -29,7 +28,7 @@ from .engines import SETTLE_TIMEOUT, wait_all
 from .hedging import Hedging, Latencies
 from .ledger import Ledger
 from .plan import Granularity, shard_ranges
-from .stores import get_arrays
+from .stores import drain_json, get_arrays, put_arrays
 
 
 class UnitFailure(SnnError):
@@ -76,6 +75,13 @@ class Limits:
     hedging: Hedging = Hedging()
 
 
+def _as_slice(idx: np.ndarray):
+    """A run of consecutive indices as a slice (a whole layer's are): copying through it is a memcpy."""
+    if len(idx) and idx[-1] - idx[0] + 1 == len(idx):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
 @dataclass
 class _Unit:
     """One unit of a stage while it runs: its deliveries in flight, and when to act on it next."""
@@ -113,6 +119,7 @@ class Coordinator:
         self.hedging = limits.hedging
         self.latencies = Latencies(limits.hedging, limits.unit_timeout)
         self._inflight: list = []  # deliveries still running whose unit another delivery finished
+        self._sampled = None  # the wake whose interval the latencies have already
 
     # ---- where each unit's parameters live
 
@@ -127,15 +134,15 @@ class Coordinator:
             return
         for l, ranges in enumerate(self.units):
             for u, (r0, r1) in enumerate(ranges):
-                yield l, u, self.spec.layout.unit_indices(l, r0, r1)
+                yield l, u, _as_slice(self.spec.layout.unit_indices(l, r0, r1))
 
     def scatter(self, step: int, flat: np.ndarray, state: dict) -> None:
         k, out = self.keys, {}
         for l, u, idx in self.slots:
-            out[k.param(step, l, u)] = encode(flat[idx])
+            out[k.param(step, l, u)] = flat[idx]
             for name, arr in state.items():
-                out[k.state(step, l, u, name)] = encode(arr if name == "t" else arr[idx])
-        self.store.put_many(out, self.limits.key_ttl)
+                out[k.state(step, l, u, name)] = arr.copy() if name == "t" else arr[idx]
+        put_arrays(self.store, out, self.limits.key_ttl, owned=True)  # fresh gathers of ``flat``, or copied
 
     def gather(self, step: int, flat: np.ndarray, state: dict) -> None:
         """Copy version ``step`` of every unit's parameters and state into ``flat`` and ``state``.
@@ -167,7 +174,7 @@ class Coordinator:
         n_batches = 1 if not plan.batch_size else -(-m // plan.batch_size)
         full = n_batches == 1
         if full:
-            self.store.put_many({self.keys.data("X"): encode(X), self.keys.data("Y"): encode(Y)})
+            put_arrays(self.store, {self.keys.data("X"): X, self.keys.data("Y"): Y})
         step = self.version = start_epoch * n_batches
         self.scatter(step, params.flat, state)
         try:
@@ -194,7 +201,7 @@ class Coordinator:
 
     def _put_batch(self, step, Xb, Yb, name=""):
         k = (self.keys.batch(step, "X" + name), self.keys.batch(step, "Y" + name))
-        self.store.put_many({k[0]: encode(Xb), k[1]: encode(Yb)}, self.limits.key_ttl)
+        put_arrays(self.store, {k[0]: Xb, k[1]: Yb}, self.limits.key_ttl)
         self._written += list(k)
         return k
 
@@ -213,7 +220,7 @@ class Coordinator:
         if strat.name == "best":
             if X_val is None:
                 raise SnnError("strategy 'best' picks by validation cost: set data.validation_split > 0")
-            self.store.put_many({k.data("Xv"): encode(X_val), k.data("Yv"): encode(Y_val)})
+            put_arrays(self.store, {k.data("Xv"): X_val, k.data("Yv"): Y_val})
         self.version = start_epoch
         self.scatter(start_epoch, params.flat, state)
         try:
@@ -293,6 +300,7 @@ class Coordinator:
         now = progress = started = time.monotonic()
         units = [_Unit(e, now + self.limits.unit_timeout, {h: (now, False)}, now)
                  for e, h in zip(events, self._submit(events))]
+        self._owner = {h: u for u in units for h in u.live}  # delivery -> its unit
         pending = set(range(len(units)))
         while pending:
             # A unit is suspect once neither it nor its stage has made progress for a while: on an engine
@@ -306,34 +314,44 @@ class Coordinator:
             timeout = max(0.0, wake - time.monotonic())
             done = self.engine.wait(flying, timeout) if flying else time.sleep(timeout) or set()
             now = time.monotonic()
+            heard = {id(self._owner[h]) for h in done}
             moved = False
             for i in sorted(pending):
                 u = units[i]
-                if u.retry_at is not None:
-                    if now >= u.retry_at:
-                        self._resend(u, now)
-                    continue
-                finished, failed = self._settled(u, gap, done, now, progress)
-                moved |= finished or failed
-                if finished:
-                    pending.discard(i)
-                    self._inflight += list(u.live)
-                elif not u.live:  # every delivery failed
-                    u.retry_at = now + (self.limits.backoff * 2 ** (u.event.attempt - 1) if u.event.attempt else 0.0)
-                elif now >= u.deadline:
-                    u.error = f"no result within the unit timeout of {self.limits.unit_timeout:g} s"
-                    self._note(u.event, u.event.attempt, "lost", "no result within the unit timeout")
-                    self.ledger.count("lost_and_retried")
-                    self._resend(u, now)
-                elif now >= u.hedge_at(delay, progress):
-                    u.hedges += 1
-                    self.ledger.count("speculative")
-                    (h,) = self._submit([u.event.again(u.event.attempt, speculative=True)])
-                    u.live[h] = (time.monotonic(), True)
-                    u.last_send = now
+                if id(u) in heard:
+                    finished, failed = self._settled(u, gap, done, now, progress)
+                    moved = True
+                    if finished:
+                        pending.discard(i)
+                        self._inflight += list(u.live)
+                        continue
+                    if failed and not u.live:  # every delivery failed
+                        u.retry_at = now + (self.limits.backoff * 2 ** (u.event.attempt - 1) if u.event.attempt else 0.0)
+                if now >= u.wake(delay, progress):
+                    self._act(u, now, delay, progress)
             if moved:
                 progress = now
         return self._results(events)
+
+    def _act(self, u: _Unit, now: float, delay: float, progress: float) -> None:
+        """A unit's timer ran out: send it again after its failures, past its timeout, or as a hedge."""
+        if u.retry_at is not None:
+            self._resend(u, now)
+        elif now >= u.deadline:
+            u.error = f"no result within the unit timeout of {self.limits.unit_timeout:g} s"
+            self._note(u.event, u.event.attempt, "lost", "no result within the unit timeout")
+            self.ledger.count("lost_and_retried")
+            self._resend(u, now)
+        elif now >= u.hedge_at(delay, progress):
+            u.hedges += 1
+            self.ledger.count("speculative")
+            (h,) = self._submit([u.event.again(u.event.attempt, speculative=True)])
+            self._own(u, h, True)
+            u.last_send = now
+
+    def _own(self, u: _Unit, handle, speculative: bool) -> None:
+        u.live[handle] = (time.monotonic(), speculative)
+        self._owner[handle] = u
 
     def _settled(self, u: _Unit, kind, done: set, now: float, progress: float) -> tuple[bool, bool]:
         """Take the unit's finished deliveries out of ``u.live``: (one succeeded, one failed)."""
@@ -349,8 +367,9 @@ class Coordinator:
                 continue
             if out.get("stopped"):
                 raise StopRequested("a function saw the stop flag")
-            if not succeeded:
+            if not succeeded and self._sampled is not now:  # one interval per wake, however many it brought
                 self.latencies.add(kind, now - max(sent, progress))
+                self._sampled = now
             succeeded = True
             if speculative and not out.get("duplicate"):  # this copy wrote the done record
                 self.ledger.count("speculative_won")
@@ -369,7 +388,7 @@ class Coordinator:
         self.ledger.count("retries")
         u.event, u.retry_at = u.event.again(attempt), None
         (h,) = self._submit([u.event])
-        u.live[h] = (time.monotonic(), False)
+        self._own(u, h, False)
         u.last_send, u.deadline = now, time.monotonic() + self.limits.unit_timeout
 
     def _results(self, events: list[Event]) -> list[dict]:
@@ -379,7 +398,7 @@ class Coordinator:
         missing = [e.name for e, r in zip(events, raw) if r is None]
         if missing:
             raise UnitFailure(f"step {events[0].step}: no output from units {', '.join(missing)}")
-        return [decode_json(r) for r in raw]
+        return [self.store.unpack_doc(r) for r in raw]
 
     def _note(self, event: Event, attempt, status, detail):
         now = time.time()
@@ -404,8 +423,8 @@ class Coordinator:
     def drain(self) -> None:
         """Move the functions' ledger records from the store into the ledger."""
         self.settle()
-        for raw in self.store.drain(self.keys.ledger):
-            self.ledger.add(decode_json(raw))
+        for record in drain_json(self.store, self.keys.ledger):
+            self.ledger.add(record)
 
     def _drain_quietly(self) -> None:
         """Drain on the way out; when the run is already failing (say, the store died),

@@ -162,8 +162,18 @@ def _spec(text: str) -> NetworkSpec:
     return NetworkSpec.from_json(json.loads(text))
 
 
+_last: list = [None, None]  # the network dict seen last, and its spec
+
+
 def _network(raw: dict) -> NetworkSpec:
-    return _spec(json.dumps(raw))
+    # In process (the local engine) every event carries the very dict ``NetworkSpec.to_json``
+    # made once, which nobody changes: known by identity, it needs no parsing at all. Holding
+    # it keeps its id from being reused.
+    if raw is _last[0]:
+        return _last[1]
+    spec = _spec(json.dumps(raw))
+    _last[:] = raw, spec
+    return spec
 
 
 _TYPED = {"net": _network, "train": Train.from_json}

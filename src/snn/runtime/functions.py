@@ -11,7 +11,6 @@ there already: it is counted as a duplicate and changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import os
@@ -26,7 +25,6 @@ import numpy as np
 from ..core.losses import output_cost, output_delta
 from ..core.network import Network, NetworkSpec, Params, dropout_mask, predictions
 from ..core.strategies import local_step, pick_best, weighted_average
-from .codec import decode, encode, encode_json
 from .events import (
     BackwardEvent,
     Event,
@@ -42,11 +40,26 @@ from .events import (
 )
 from .keys import Keys
 from .plan import span_of, unit_part
-from .stores import get_json, open_store, put_json
+from .stores import open_store, push_json, put_arrays, put_json, size_of
 
 
 class InjectedFailure(RuntimeError):
     """Raised inside a function by chaos mode."""
+
+
+class _Timed:
+    """A block's seconds, added to ``seconds[what]``: a class, not a generator, as it wraps every read and write."""
+
+    __slots__ = ("seconds", "what", "start")
+
+    def __init__(self, seconds: dict, what: str):
+        self.seconds, self.what = seconds, what
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.seconds[self.what] += time.perf_counter() - self.start
 
 
 class StoreIO:
@@ -65,20 +78,22 @@ class StoreIO:
         self.seconds = {"load": 0.0, "store_write": 0.0, "merge": 0.0}
         self._caching = not store.url.startswith("memory://")
 
-    @contextlib.contextmanager
-    def timed(self, what: str):
+    def timed(self, what: str) -> _Timed:
         """Add the time of the block to ``what`` (load, store_write or merge) for the trace."""
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[what] += time.perf_counter() - t
+        return _Timed(self.seconds, what)
 
     def arrays(self, keys: list[str]) -> list[np.ndarray]:
         with self.timed("load"):
             return self._arrays(keys)
 
     def _arrays(self, keys: list[str]) -> list[np.ndarray]:
+        if not self._caching:
+            values = self.store.get_many(keys)
+            if any(v is None for v in values):
+                missing = [k for k, v in zip(keys, values) if v is None]
+                raise KeyError(f"inputs missing in the store: {', '.join(missing)}")
+            self.bytes_in += sum(size_of(v) for v in values)
+            return [self.store.unpack(v) for v in values]
         cached = [self._cache.get(k) for k in keys]
         wanted = [k for k, c in zip(keys, cached) if c is None]
         fetched = dict(zip(wanted, self.store.get_many(wanted))) if wanted else {}
@@ -88,8 +103,8 @@ class StoreIO:
         out = []
         for k, c in zip(keys, cached):
             if c is None:
-                self.bytes_in += len(fetched[k])
-                c = decode(fetched[k])
+                self.bytes_in += size_of(fetched[k])
+                c = self.store.unpack(fetched[k])
                 if self._caching and ":data:" in k:
                     with self._cache_lock:
                         if len(self._cache) >= self._cache_limit:
@@ -103,9 +118,8 @@ class StoreIO:
 
     def put(self, arrays: dict[str, np.ndarray]) -> None:
         with self.timed("store_write"):
-            encoded = {k: encode(a) for k, a in arrays.items()}
-            self.bytes_out += sum(len(v) for v in encoded.values())
-            self.store.put_many(encoded, self.ttl)
+            # A function's outputs are its own, and it never changes them once written.
+            self.bytes_out += put_arrays(self.store, arrays, self.ttl, owned=True)
 
 
 @dataclass(frozen=True)
@@ -258,7 +272,8 @@ def run_forward(ev: ForwardEvent, io, keys):
         if _keeps_G(ev, span):
             out["G"] = G
     io.put({keys.out(s, "forward", l, u, k): v for k, v in out.items()})
-    return {"sumsq": sum(float(np.vdot(W, W)) for W in _weights(layer, p))}
+    # ||W||^2 only where the cost has an L2 term: a pass over the largest layer's weights otherwise wasted.
+    return {"sumsq": sum(float(np.vdot(W, W)) for W in _weights(layer, p)) if ev.train.l2 else 0.0}
 
 
 def _weights(layer, p):
@@ -349,12 +364,14 @@ def run_reduce(ev: ReduceEvent, io, keys):
         for g in grads[1:]:
             total += g[c0:c1]
     p = io.array(keys.param(s, 0, u))
-    weights = _weight_mask(ev.net)[c0:c1]
-    W = p[weights]
-    if t.l2:
+    sumsq = 0.0
+    if t.l2:  # the weights picked out (a copy) only when the cost has an L2 term
+        weights = _weight_mask(ev.net)[c0:c1]
+        W = p[weights]
         total[weights] += (t.l2 / t.m) * W
+        sumsq = float(np.vdot(W, W))
     _update(ev, io, keys, 0, u, p, total)
-    return {"sumsq": float(np.vdot(W, W))}
+    return {"sumsq": sumsq}
 
 
 # ---- average, best, tree: every batch of an epoch from the same parameters, then a merge
@@ -418,11 +435,13 @@ def handler(event: dict) -> dict:
     ev = event_from_json(event)
     store, keys = open_store(ev.store), Keys(ev.run)
     io = StoreIO(store, ev.ttl)
-    if store.get_many([keys.stop])[0] is not None:
-        return {"stopped": True}
     done = keys.done(ev.step, ev.kind, ev.layer, ev.unit)
-    summary = get_json(store, done)
+    stop, summary = store.get_many([keys.stop, done])  # one round trip
+    if stop is not None:
+        return {"stopped": True}
     duplicate = summary is not None
+    if duplicate:
+        summary = store.unpack_doc(summary)
     if not duplicate:
         summary = function.run(ev, io, keys)
         ended = time.time()  # before the done record is visible: whoever sees it starts after this
@@ -439,7 +458,7 @@ def handler(event: dict) -> dict:
         "wait": max(0.0, started - sent), **spent,
         "compute": max(0.0, ended - started - sum(spent.values())),
     }
-    store.push(keys.ledger, encode_json(record))
+    push_json(store, keys.ledger, record)
     if chaos.get("fail") == "after":
         raise InjectedFailure(f"chaos: failure injected after {event['kind']} ran")
     return {**summary, "duplicate": duplicate}

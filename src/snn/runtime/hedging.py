@@ -44,21 +44,34 @@ class Latencies:
         self.hedging, self.ceiling = hedging, ceiling
         self._seen: dict[tuple, deque] = {}
         self._all: deque = deque(maxlen=WINDOW)
-        self._quantile: dict[tuple | None, float] = {}  # cached until the next sample of that kind
+        self._quantile: dict[tuple | None, float] = {}  # the last computed, per kind (None: all kinds)
+        self._fresh: dict[tuple | None, int] = {}  # samples added since
 
     def add(self, kind: tuple, seconds: float) -> None:
         self._seen.setdefault(kind, deque(maxlen=WINDOW)).append(seconds)
         self._all.append(seconds)
-        self._quantile.pop(kind, None)
-        self._quantile.pop(None, None)
+        self._fresh[kind] = self._fresh.get(kind, 0) + 1
+        self._fresh[None] = self._fresh.get(None, 0) + 1
 
     def hedge_after(self, kind: tuple) -> float:
-        """Seconds without progress before a speculative copy goes out."""
-        own = self._seen.get(kind)
-        key, samples = (kind, own) if own is not None and len(own) >= MIN_SAMPLES else (None, self._all)
+        """Seconds without progress before a speculative copy goes out.
+
+        ``kind`` is ``(phase, layer, first)``. Until it has samples enough, the intervals
+        after a stage's first result borrow the first results' scale (of the same stage
+        kind: the cost of one of its units), and those borrow every kind's.
+        """
+        key, samples = None, self._all
+        for candidate in (kind, (*kind[:-1], True)):
+            own = self._seen.get(candidate)
+            if own is not None and len(own) >= MIN_SAMPLES:
+                key, samples = candidate, own
+                break
         if not samples:
             return min(FIRST, self.ceiling)
-        if key not in self._quantile:
+        # Sorted again once a sixteenth of the window is new (every sample while there are few):
+        # this runs at every stage, and a quantile a few samples old is as good.
+        if key not in self._quantile or self._fresh.get(key, 0) > len(samples) // 16:
             ordered = sorted(samples)
             self._quantile[key] = ordered[min(len(ordered) - 1, int(self.hedging.quantile * len(ordered)))]
+            self._fresh[key] = 0
         return min(self.ceiling, max(self.hedging.floor, self.hedging.factor * self._quantile[key]))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import queue
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 from threadpoolctl import ThreadpoolController
 
@@ -16,7 +19,7 @@ class LocalEngine:
     shared_memory = True
 
     def __init__(self, workers: int | None = None, inline: bool = True, **_):
-        self._pool = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="snn-worker")
+        self._pool = UrgentFirstPool(workers or os.cpu_count() or 2, "snn-worker")
         self._inline = inline  # False when the caller must not block, e.g. trials run side by side
         self._single_blas = None  # BLAS limited to one thread while units run side by side
         self._controller = _controller()
@@ -32,7 +35,7 @@ class LocalEngine:
         # Units side by side each get one BLAS thread: two pool threads each running a
         # multi-threaded BLAS on two cores spin against each other.
         self._blas(parallel=len(events) > 1)
-        return [self._pool.submit(handler, e) for e in events]
+        return [self._pool.submit(handler, e, urgent=bool(e.get("speculative") or e.get("attempt"))) for e in events]
 
     def _blas(self, parallel: bool) -> None:
         if parallel and self._single_blas is None:
@@ -49,8 +52,55 @@ class LocalEngine:
 
     def close(self):
         # Not waiting: a unit stuck past its timeout must not hold the run's end too.
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         self._blas(parallel=False)
+
+
+class UrgentFirstPool:
+    """A thread pool whose queue serves urgent work first: hedges and retries, then the rest in order.
+
+    A copy of a lost unit is what its whole stage waits for; in a first-come queue it
+    would wait behind every delivery sent before it (a stage's other units, chaos
+    mode's duplicates), so a lost unit would cost a stage's length instead of a unit's.
+    Threads are daemons, started as work comes: a unit stuck for ever cannot hold the
+    interpreter's exit, as the coordinator's timeouts already do not wait for it.
+    """
+
+    def __init__(self, workers: int, prefix: str):
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._workers, self._prefix, self._threads = workers, prefix, []
+        self._lock = threading.Lock()
+
+    def submit(self, fn, arg, urgent: bool = False) -> Future:
+        future: Future = Future()
+        self._queue.put((0 if urgent else 1, next(self._order), future, fn, arg))
+        with self._lock:
+            if len(self._threads) < min(self._workers, self._queue.qsize() + len(self._threads)):
+                thread = threading.Thread(target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _, _, future, fn, arg = self._queue.get()
+            if future is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(arg))
+            except BaseException as e:  # noqa: BLE001 - delivered to the coordinator like a worker's failure
+                future.set_exception(e)
+
+    def shutdown(self) -> None:
+        """Cancel what has not started, and let every thread end after its current unit."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()[2].cancel()
+        for _ in self._threads:
+            self._queue.put((2, next(self._order), None, None, None))
 
 
 _found = []

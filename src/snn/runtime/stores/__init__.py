@@ -19,6 +19,19 @@ from ..codec import decode, decode_json, encode, encode_json
 class Store(Protocol):
     url: str
 
+    def pack(self, array: np.ndarray, owned: bool = False):
+        """An array as this store keeps it: ``.npy`` bytes, or (in process) a read-only array: ``array``
+        itself when ``owned`` (the caller made it and hands it over), else a copy."""
+
+    def unpack(self, value) -> np.ndarray:
+        """What ``pack`` made, back as an array (read-only, never a copy where avoidable)."""
+
+    def pack_doc(self, obj: dict):
+        """A JSON document (a done record, a ledger record) as this store keeps it: bytes, or in
+        process the dict itself, which the writer hands over and nobody changes."""
+
+    def unpack_doc(self, value) -> dict: ...
+
     def put(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Set ``key`` only if absent; True if this call wrote it."""
 
@@ -53,23 +66,56 @@ def get_arrays(store: Store, keys: list[str]) -> list[np.ndarray]:
     missing = [k for k, v in zip(keys, values) if v is None]
     if missing:
         raise KeyError(f"missing in the store: {', '.join(missing)}")
-    return [decode(v) for v in values]
+    return [store.unpack(v) for v in values]
 
 
-def put_arrays(store: Store, arrays: dict[str, np.ndarray], ttl: float | None = None) -> int:
-    """Write arrays set-if-absent; returns the bytes sent."""
-    encoded = {k: encode(a) for k, a in arrays.items()}
-    store.put_many(encoded, ttl)
-    return sum(len(v) for v in encoded.values())
+def put_arrays(store: Store, arrays: dict[str, np.ndarray], ttl: float | None = None, owned: bool = False) -> int:
+    """Write arrays set-if-absent; returns the bytes sent. ``owned``: the caller hands the arrays over."""
+    packed = {k: store.pack(a, owned) for k, a in arrays.items()}
+    store.put_many(packed, ttl)
+    return sum(size_of(v) for v in packed.values())
+
+
+def size_of(value) -> int:
+    """Bytes of a stored value: its length, or an in-process array's size."""
+    return value.nbytes if isinstance(value, np.ndarray) else len(value)
+
+
+class Encoded:
+    """The ``pack``/``unpack`` of stores in another process: arrays travel as ``.npy`` bytes."""
+
+    @staticmethod
+    def pack(array: np.ndarray, owned: bool = False) -> bytes:
+        return encode(array)
+
+    @staticmethod
+    def unpack(value: bytes) -> np.ndarray:
+        return decode(value)
+
+    @staticmethod
+    def pack_doc(obj) -> bytes:
+        return encode_json(obj)
+
+    @staticmethod
+    def unpack_doc(value: bytes):
+        return decode_json(value)
 
 
 def get_json(store: Store, key: str):
     value = get(store, key)
-    return None if value is None else decode_json(value)
+    return None if value is None else store.unpack_doc(value)
 
 
 def put_json(store: Store, key: str, obj, ttl: float | None = None) -> bool:
-    return store.put(key, encode_json(obj), ttl)
+    return store.put(key, store.pack_doc(obj), ttl)
+
+
+def push_json(store: Store, key: str, obj) -> None:
+    store.push(key, store.pack_doc(obj))
+
+
+def drain_json(store: Store, key: str) -> list:
+    return [store.unpack_doc(v) for v in store.drain(key)]
 
 
 _opened: dict[str, Store] = {}

@@ -1,10 +1,20 @@
-"""An in-process store: a dict behind a lock. For the local engine and for tests."""
+"""An in-process store: a dict behind a lock. For the local engine and for tests.
+
+Arrays are kept as they are, read-only, instead of as ``.npy`` bytes: nothing leaves
+the process, so encoding would only copy them once more on the way in (a unit's
+parameters, every step). A function hands over the arrays it made and no longer
+changes (``owned``); any other array, or a view, is copied once, as encoding would.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+
+import numpy as np
+
+from ..codec import decode, decode_json
 
 
 class MemoryStore:
@@ -32,6 +42,28 @@ class MemoryStore:
             del self._data[key]
             return False
         return True
+
+    @staticmethod
+    def pack(array: np.ndarray, owned: bool = False) -> np.ndarray:
+        array = np.asarray(array)
+        if array.dtype.hasobject:
+            raise TypeError("object arrays cannot be stored: only numeric arrays travel through the store")
+        if not (owned and array.flags.owndata and array.flags.c_contiguous):
+            array = np.array(array, order="C")  # not handed over, or a view of a base its owner may change
+        array.flags.writeable = False
+        return array
+
+    @staticmethod
+    def unpack(value) -> np.ndarray:
+        return value if isinstance(value, np.ndarray) else decode(value)
+
+    @staticmethod
+    def pack_doc(obj):
+        return obj
+
+    @staticmethod
+    def unpack_doc(value):
+        return decode_json(value) if isinstance(value, bytes) else value
 
     def put(self, key, value, ttl=None):
         return self.put_many({key: value}, ttl)[0]

@@ -12,7 +12,7 @@ import functools
 import redis
 
 from ...errors import StoreError
-from . import shown
+from . import Encoded, shown
 
 CONNECT_TIMEOUT, CALL_TIMEOUT = 5.0, 60.0  # seconds: a step's largest arrays move well inside a minute
 
@@ -31,7 +31,7 @@ def _store_errors(method):
     return call
 
 
-class RedisStore:
+class RedisStore(Encoded):
     def __init__(self, url: str):
         self.url = url
         try:
