@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 SNN_DATA_DIR ?= $(abspath $(wildcard ../shared/data))
 export SNN_DATA_DIR
 
-.PHONY: demo test bench clean browser
+.PHONY: demo test bench clean browser debian
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,19 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/snn train examples/catvnoncat-4layer.json --granularity neuron
 
-# The browser tests drive Debian's Chromium (never a browser download of Playwright's own).
+# What the tests take from Debian, as COMMAND:PACKAGE, installed with apt when missing:
+# Chromium for the browser tests (never a browser download of Playwright's own),
+# redis-server for the store tests, iproute2's ip for the Ray cluster's network namespace.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-browser:
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+DEBIAN := chromium:chromium redis-server:redis-server ip:iproute2
+debian:
+	@missing=""; for pair in $(DEBIAN); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 
-test: $(VENV)/.installed-test browser
+browser: debian
+
+test: $(VENV)/.installed-test debian
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test

@@ -134,14 +134,21 @@ def test_ledger_is_saved_with_the_run(tmp_path):
     assert any(",True,ok," in line for line in lines)
 
 
-def test_nothing_is_left_in_the_store(valkey):
+@pytest.mark.parametrize("server", ["valkey", "redis_server"])
+def test_nothing_is_left_in_the_store_and_the_run_is_exact(request, server):
+    """On the embedded Valkey and on Debian's redis-server, with chaos and the default limits."""
     import redis
 
-    client = redis.Redis.from_url(valkey)
+    url = request.getfixturevalue(server)
+    client = redis.Redis.from_url(url)
     before = client.dbsize()
-    snn.train({**small(epochs=2, batch_size=16), "runtime": {"granularity": "neuron", "store": valkey,
-                                                              "chaos": "dup=0.2,seed=3"}}, save=False)
+    cfg = small(epochs=2, batch_size=16)
+    clean = snn.train({**cfg, "runtime": {"granularity": "neuron"}}, save=False)
+    run = snn.train({**cfg, "runtime": {"granularity": "neuron", "store": url, "chaos": "dup=0.2,drop=0.05,seed=3"}},
+                    save=False)
     assert client.dbsize() == before
+    # Within rounding: with a server, one-unit stages run on the pool's one-thread BLAS, in process inline.
+    np.testing.assert_allclose(run.model.params.flat, clean.model.params.flat, rtol=0, atol=1e-12)
 
 
 def test_a_unit_that_keeps_failing_ends_the_run_clearly_with_its_checkpoint(tmp_path):

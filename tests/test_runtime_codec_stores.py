@@ -45,14 +45,15 @@ def test_no_pickles_either_way():
         decode(pickle.dumps([1, 2]))
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "valkey", "redis_server"])
 def store(request):
+    """Every store: in process, the embedded Valkey, and Debian's redis-server."""
     if request.param == "memory":
         s = MemoryStore()
         yield s
         s.close()
     else:
-        s = RedisStore(request.getfixturevalue("valkey"))
+        s = RedisStore(request.getfixturevalue(request.param))
         yield s
         s.close()
 

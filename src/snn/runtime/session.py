@@ -37,10 +37,15 @@ def runtime_session(rt, **engine_options):
     if rt.address and rt.store in (None, "memory"):
         raise ConfigError("runtime.address names a Ray cluster, whose nodes cannot reach an embedded Valkey on this "
                           "machine's loopback; help: pass --store redis://HOST:PORT that every node can reach")
-    engine = make_engine(rt.engine, address=rt.address, workers=rt.workers, **engine_options)
     with contextlib.ExitStack() as stack:
-        stack.callback(engine.close)
         url = rt.store
+        if url is not None and url != "memory":
+            # A server of the user's is checked first: it fails in a moment, with one line, where
+            # joining a cluster takes seconds and fills the terminal with its own logs.
+            store = open_store(url)
+            stack.callback(forget_store, url)
+        engine = make_engine(rt.engine, address=rt.address, workers=rt.workers, **engine_options)
+        stack.callback(engine.close)
         if url is None or url == "memory":
             if not engine.shared_memory:
                 if url == "memory":
@@ -49,8 +54,8 @@ def runtime_session(rt, **engine_options):
                 url = stack.enter_context(EmbeddedValkey()).url
             else:
                 url = f"memory://{uuid.uuid4().hex}"
-        store = open_store(url)
-        stack.callback(forget_store, url)
+            store = open_store(url)
+            stack.callback(forget_store, url)
         yield engine, store
 
 

@@ -80,8 +80,16 @@ def _probe_head(address: str) -> None:
         return
     said = done.stdout.strip() or f"exit status {done.returncode}"
     if said.startswith("AuthenticationError"):
-        raise SnnError(f"the Ray cluster at {address} refused this machine: {said}; help: {TOKEN}")
+        raise SnnError(f"the Ray cluster at {address} refused this machine: its token authentication is on, and "
+                       f"{_token_problem()}; help: {TOKEN}")
     raise SnnError(f"{address} does not answer as a Ray cluster's head ({said}); {HELP_ADDRESS}")
+
+
+def _token_problem() -> str:
+    """Why this machine's token was refused, as far as its environment tells."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return "RAY_AUTH_MODE is not 'token' here, so no token was sent"
+    return "the token sent (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) is not the cluster's"
 
 
 def _init_failed(address: str | None, e: Exception) -> str:
