@@ -3,7 +3,8 @@
 * overhead: an empty handler (``kind: noop``) invoked one at a time through each engine,
   next to Ray's own bare task round trip (``ray.get(f.remote())``) measured in the same run;
 * cat 4-layer (12288-20-7-5-1, float64, full batch): seconds per epoch for every
-  granularity on every engine, next to the in-process network, as ratios;
+  granularity on every engine (on local the median of ``--repeats`` runs), next to the
+  in-process network (the same median), as ratios;
 * MNIST CNN (``examples/mnist-cnn.yaml``, float32, batch 128): seconds per epoch in
   process and at ``data:1`` and ``data:2`` on each engine, and one epoch of a subset
   neuron by neuron (one invocation per filter and per dense neuron).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 
 import snn
@@ -66,11 +68,15 @@ def bare_ray(calls):
     return per_call(lambda: ray.get(f.remote()), calls) * 1e6
 
 
-def epoch_seconds(engine, granularity, epochs, data_root):
+def epoch_seconds(engine, granularity, epochs, data_root, repeats=1):
+    """Median seconds per epoch of ``repeats`` runs, and invocations per epoch (hedges' copies included)."""
     store = "memory" if engine == "local" else None  # memory forces the runtime even for network
-    run = snn.train(CAT, data_root=data_root, save=False, **{"training.epochs": epochs, "runtime.engine": engine,
-                                                            "runtime.granularity": granularity, "runtime.store": store})
-    return run.summary["seconds_per_epoch"], run.summary["invocations"] / epochs
+    times = []
+    for _ in range(repeats):
+        run = snn.train(CAT, data_root=data_root, save=False, **{"training.epochs": epochs, "runtime.engine": engine,
+                                                                "runtime.granularity": granularity, "runtime.store": store})
+        times.append(run.summary["seconds_per_epoch"])
+    return statistics.median(times), run.summary["invocations"] / epochs
 
 
 def start_ray():
@@ -117,6 +123,7 @@ def main():
     ap.add_argument("--cnn-examples", type=int, default=60000, help="MNIST images per CNN epoch (0: skip the CNN)")
     ap.add_argument("--cnn-neuron-examples", type=int, default=1280, help="images of the neuron-by-neuron CNN epoch")
     ap.add_argument("--no-cat", action="store_true", help="skip the cat 4-layer table")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per cat measurement on local (the median is kept)")
     args = ap.parse_args()
     engines = args.engines.split(",")
     overhead, table = {}, {}
@@ -127,8 +134,9 @@ def main():
         print(json.dumps(out, indent=2))
         return
     # In process first, and each engine in turn: a running Ray slows everything after it.
-    base = snn.train(CAT, data_root=args.data, save=False, **{"training.epochs": args.epochs})
-    in_process = table["in_process_network"] = base.summary["seconds_per_epoch"]
+    in_process = table["in_process_network"] = statistics.median(
+        snn.train(CAT, data_root=args.data, save=False, **{"training.epochs": args.epochs}).summary["seconds_per_epoch"]
+        for _ in range(args.repeats))
     for name in engines:
         if name == "ray":
             start_ray()
@@ -137,7 +145,7 @@ def main():
         epochs = {"local": args.epochs, "ray": max(2, args.epochs // 5), "lithops": 1}[name]
         rows = {}
         for g in GRANULARITIES:
-            secs, calls = epoch_seconds(name, g, epochs, args.data)
+            secs, calls = epoch_seconds(name, g, epochs, args.data, args.repeats if name == "local" else 1)
             rows[g] = {"s_per_epoch": secs, "invocations_per_epoch": calls, "vs_in_process": secs / in_process}
         for g in GRANULARITIES:
             rows[g]["vs_network_granularity"] = rows[g]["s_per_epoch"] / rows["network"]["s_per_epoch"]
