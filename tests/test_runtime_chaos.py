@@ -114,7 +114,8 @@ def test_a_straggler_is_overtaken_by_its_hedge(valkey):
     np.testing.assert_array_equal(run.model.params.flat, clean.model.params.flat)
     delayed, s = run.ledger.counts["injected_delay"], run.summary
     assert delayed > 0 and s["lost_and_retried"] == 0 and s["retries"] == 0
-    assert s["speculative_won"] >= 1 and s["speculative_saved_seconds"] > 0
+    # Saved: how much sooner than its straggler each copy that won finished: never more than a delay.
+    assert s["speculative_won"] >= 1 and 0 < s["speculative_saved_seconds"] <= 5.0 * s["speculative_won"]
     copies = [r for r in run.ledger.records if r["speculative"]]
     assert len(copies) == s["speculative"]  # every copy ran, and its record says it was one
     late = [r for r in run.ledger.records if r["end"] - r["start"] >= 5.0]

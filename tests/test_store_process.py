@@ -122,12 +122,13 @@ def test_a_server_whose_pid_was_never_sent_is_found_by_its_folder():
         server.terminate()
 
 
-def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tmp_path):
+def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tmp_path, valkey):
+    """With a store that answers (a store that does not is named first, before any cluster is tried)."""
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(small(epochs=1)))
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "snn", "train", str(cfg), "--engine", "ray", "--address",
-                           "127.0.0.1:1", "--store", "redis://127.0.0.1:1", "--out", str(tmp_path / "run")],
+                           "127.0.0.1:1", "--store", valkey, "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "no Ray cluster answers at 127.0.0.1:1" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and time.monotonic() - started < 60

@@ -373,7 +373,10 @@ class Coordinator:
             succeeded = True
             if speculative and not out.get("duplicate"):  # this copy wrote the done record
                 self.ledger.count("speculative_won")
-                self.ledger.count("speculative_saved_ms", max(0, round((u.deadline - now) * 1e3)))
+                # When the unit timeout would have sent it again, on the workers' clock: what a lost
+                # original would have cost. A straggler's own end, once on the ledger, says more.
+                e = u.event
+                self.ledger.hedge_won((e.step, e.kind, e.layer, e.unit), time.time() + (u.deadline - now))
         if succeeded or not failed or u.live:
             return succeeded, failed
         # A delivery that failed after doing its work left the done record: nothing to retry.
@@ -425,6 +428,7 @@ class Coordinator:
         self.settle()
         for record in drain_json(self.store, self.keys.ledger):
             self.ledger.add(record)
+        self.ledger.settle_hedges()  # every delivery of the steps so far is on the ledger now
 
     def _drain_quietly(self) -> None:
         """Drain on the way out; when the run is already failing (say, the store died),
