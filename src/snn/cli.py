@@ -202,7 +202,8 @@ def trace(
     console.print(f"stages on the path: {ms(busy)} ms; the coordinator's share between stages: {ms(span - busy)} ms")
     h = hedges(records, _summary_if_any(run_dir))
     console.print(f"speculative copies (hedges): {h['sent']} ran, {h['won']} finished first, "
-                  + (f"{h['saved_seconds']:.2f} s saved against the unit timeout; " if h["saved_seconds"] is not None else "")
+                  + (f"{h['saved_seconds']:.2f} s saved (against a straggler's own end, or the unit timeout "
+                     "for a lost one); " if h["saved_seconds"] is not None else "")
                   + f"retries {h['retries']}, lost {h['lost']}, duplicates {h['duplicates']}")
 
 
