@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snn.core.optimizers import OPTIMIZERS, Adam, GradientDescent, Momentum, RMSProp, make_optimizer
 
@@ -82,3 +84,24 @@ def test_registry():
     assert make_optimizer("adam", beta1=0.8).beta1 == 0.8
     with pytest.raises(ValueError, match="allowed: gd, momentum, rmsprop, adam"):
         make_optimizer("sgd")
+
+
+@pytest.mark.parametrize("name", list(OPTS))
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), steps=st.integers(1, 4),
+       lr=st.floats(1e-4, 1.0))
+@settings(max_examples=25, deadline=None)
+def test_out_of_place_step_equals_in_place_and_leaves_inputs(name, seed, n, steps, lr):
+    # The runtime's functions update into fresh buffers: the version they read must not change.
+    opt = OPTS[name]
+    p0, grads = problem(seed, n, steps)
+    p, state = p0.copy(), opt.init_state(n, p0.dtype)
+    q, other = p0.copy(), opt.init_state(n, p0.dtype)
+    for g in grads:
+        opt.step(p, g, state, lr)
+        before = (q.copy(), {k: v.copy() for k, v in other.items()})
+        q_new, other_new = np.empty_like(q), {k: np.empty_like(v) for k, v in other.items()}
+        opt.step(q, g, other, lr, out=(q_new, other_new))
+        assert np.array_equal(q, before[0]) and all(np.array_equal(other[k], before[1][k]) for k in other)
+        q, other = q_new, other_new
+    assert np.array_equal(p, q)
+    assert all(np.array_equal(state[k], other[k]) for k in state)

@@ -1,4 +1,10 @@
-"""Optimizers over flat parameter buffers, updated in place.
+"""Optimizers over flat parameter buffers, updated in place, or into fresh buffers.
+
+``step(p, g, state, lr)`` updates ``p`` and ``state`` in place. With ``out=(p_new,
+state_new)`` it leaves its inputs alone and writes the same numbers there: a function
+of the runtime must not change the version of the parameters it read (a duplicate
+delivery may be reading it), and writing into new buffers costs no more than a pass
+in place, where copying first would cost one pass more per array.
 
 Each optimizer is elementwise, so the same ``step`` works on a whole network's
 buffer or on any slice of it (a layer, a neuron's row). Its state is a dict of
@@ -22,8 +28,9 @@ class GradientDescent:
     def init_state(self, n: int, dtype) -> dict[str, np.ndarray]:
         return {}
 
-    def step(self, p, g, state, lr: float) -> None:
-        p -= lr * g
+    def step(self, p, g, state, lr: float, out=None) -> None:
+        p_out, _ = out or (p, state)
+        np.subtract(p, lr * g, out=p_out)
 
 
 @dataclass(frozen=True)
@@ -36,11 +43,11 @@ class Momentum:
     def init_state(self, n, dtype):
         return {"v": np.zeros(n, dtype)}
 
-    def step(self, p, g, state, lr):
-        v = state["v"]
-        v *= self.beta
+    def step(self, p, g, state, lr, out=None):
+        p_out, s_out = out or (p, state)
+        v = np.multiply(state["v"], self.beta, out=s_out["v"])
         v += (1 - self.beta) * g
-        p -= lr * v
+        np.subtract(p, lr * v, out=p_out)
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,11 @@ class RMSProp:
     def init_state(self, n, dtype):
         return {"s": np.zeros(n, dtype)}
 
-    def step(self, p, g, state, lr):
-        s = state["s"]
-        s *= self.beta
+    def step(self, p, g, state, lr, out=None):
+        p_out, s_out = out or (p, state)
+        s = np.multiply(state["s"], self.beta, out=s_out["s"])
         s += (1 - self.beta) * (g * g)
-        p -= lr * g / (np.sqrt(s) + self.epsilon)
+        np.subtract(p, lr * g / (np.sqrt(s) + self.epsilon), out=p_out)
 
 
 @dataclass(frozen=True)
@@ -78,19 +85,19 @@ class Adam:
     def init_state(self, n, dtype):
         return {"m": np.zeros(n, dtype), "v": np.zeros(n, dtype), "t": np.zeros(1, np.int64)}
 
-    def step(self, p, g, state, lr):
-        m, v = state["m"], state["v"]
-        state["t"] += 1
-        t = int(state["t"][0])
+    def step(self, p, g, state, lr, out=None):
+        p_out, s_out = out or (p, state)
+        np.add(state["t"], 1, out=s_out["t"])
+        t = int(s_out["t"][0])
         # In-place and with one scratch buffer: this runs once per mini-batch
         # over every parameter, so temporaries would dominate small networks.
-        tmp = np.subtract(g, m)
+        tmp = np.subtract(g, state["m"])
         tmp *= 1 - self.beta1
-        m += tmp
+        m = np.add(state["m"], tmp, out=s_out["m"])
         np.multiply(g, g, out=tmp)
-        tmp -= v
+        tmp -= state["v"]
         tmp *= 1 - self.beta2
-        v += tmp
+        v = np.add(state["v"], tmp, out=s_out["v"])
         # p -= lr m^ / (sqrt(v^) + eps) = m / d, with the step size folded into the divisor
         # d = (sqrt(v) / sqrt(1 - b2^t) + eps) (1 - b1^t) / lr: one pass fewer.
         np.sqrt(v, out=tmp)
@@ -98,7 +105,7 @@ class Adam:
         tmp *= shrink / np.sqrt(1 - self.beta2**t)
         tmp += self.epsilon * shrink
         np.divide(m, tmp, out=tmp)
-        p -= tmp
+        np.subtract(p, tmp, out=p_out)
 
 
 OPTIMIZERS = {"gd": GradientDescent, "momentum": Momentum, "rmsprop": RMSProp, "adam": Adam}

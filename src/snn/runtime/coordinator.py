@@ -82,6 +82,12 @@ def _as_slice(idx: np.ndarray):
     return idx
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass
 class _Unit:
     """One unit of a stage while it runs: its deliveries in flight, and when to act on it next."""
@@ -93,6 +99,7 @@ class _Unit:
     hedges: int = 0
     retry_at: float | None = None  # all deliveries failed: send again then
     error: str = "no result within the unit timeout"
+    result: dict | None = None  # the done record, as the delivery that finished first returned it
 
     def hedge_at(self, delay: float, progress: float) -> float:
         # The k-th copy waits 2^k times longer: a unit that is only slow gets few copies.
@@ -173,8 +180,8 @@ class Coordinator:
         m = X.shape[1]
         n_batches = 1 if not plan.batch_size else -(-m // plan.batch_size)
         full = n_batches == 1
-        if full:
-            put_arrays(self.store, {self.keys.data("X"): X, self.keys.data("Y"): Y})
+        if full:  # the training set, once: read-only views, as nothing changes it while the run trains
+            put_arrays(self.store, {self.keys.data("X"): _frozen(X), self.keys.data("Y"): _frozen(Y)}, owned=True)
         step = self.version = start_epoch * n_batches
         self.scatter(step, params.flat, state)
         try:
@@ -280,6 +287,8 @@ class Coordinator:
         if limit is not None and self.ledger.counts["sent"] > limit:
             raise InvocationLimit(f"--max-invocations {limit} reached; the run stops here")
         sent = time.time()
+        if getattr(self.engine, "takes_events", False):
+            return self.engine.submit([e.stamped(sent) for e in events])
         return self.engine.submit([{**e.to_json(), "sent": sent} for e in events])
 
     def stage(self, events: list[Event]) -> list[dict]:
@@ -331,7 +340,7 @@ class Coordinator:
                     self._act(u, now, delay, progress)
             if moved:
                 progress = now
-        return self._results(events)
+        return self._results(units)
 
     def _act(self, u: _Unit, now: float, delay: float, progress: float) -> None:
         """A unit's timer ran out: send it again after its failures, past its timeout, or as a hedge."""
@@ -370,7 +379,8 @@ class Coordinator:
             if not succeeded and self._sampled is not now:  # one interval per wake, however many it brought
                 self.latencies.add(kind, now - max(sent, progress))
                 self._sampled = now
-            succeeded = True
+            if not succeeded:
+                succeeded, u.result = True, {k: v for k, v in out.items() if k != "duplicate"}
             if speculative and not out.get("duplicate"):  # this copy wrote the done record
                 self.ledger.count("speculative_won")
                 # When the unit timeout would have sent it again, on the workers' clock: what a lost
@@ -394,14 +404,15 @@ class Coordinator:
         self._own(u, h, False)
         u.last_send, u.deadline = now, time.monotonic() + self.limits.unit_timeout
 
-    def _results(self, events: list[Event]) -> list[dict]:
-        """The units' done records, read from the store: complete and in unit order, or an error."""
-        k = self.keys
-        raw = self.store.get_many([k.done(e.step, e.kind, e.layer, e.unit) for e in events])
-        missing = [e.name for e, r in zip(events, raw) if r is None]
+    def _results(self, units: list[_Unit]) -> list[dict]:
+        """The units' done records in unit order: as a delivery returned them, or read from the store
+        for a unit whose deliveries failed after the work was done."""
+        k, unread = self.keys, [u.event for u in units if u.result is None]
+        raw = dict(zip(map(id, unread), self.store.get_many([k.done(e.step, e.kind, e.layer, e.unit) for e in unread])))
+        missing = [e.name for e in unread if raw[id(e)] is None]
         if missing:
-            raise UnitFailure(f"step {events[0].step}: no output from units {', '.join(missing)}")
-        return [self.store.unpack_doc(r) for r in raw]
+            raise UnitFailure(f"step {unread[0].step}: no output from units {', '.join(missing)}")
+        return [u.result if u.result is not None else self.store.unpack_doc(raw[id(u.event)]) for u in units]
 
     def _note(self, event: Event, attempt, status, detail):
         now = time.time()

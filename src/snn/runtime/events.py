@@ -7,6 +7,7 @@ hold them. The network and the optimizer serialise themselves.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from dataclasses import dataclass, fields, replace
@@ -69,6 +70,12 @@ class Event:
 
     def again(self, attempt: int, speculative: bool = False) -> Event:
         return replace(self, attempt=attempt, speculative=speculative)
+
+    def stamped(self, sent: float) -> Event:
+        """This event as sent at ``sent``: a shallow copy, as ``replace`` would rebuild every field."""
+        event = copy.copy(self)
+        object.__setattr__(event, "sent", sent)
+        return event
 
     def to_json(self) -> dict:
         out = {"kind": self.kind}

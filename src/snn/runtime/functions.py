@@ -163,11 +163,12 @@ def _labels(Y):
 def _update(ev: TrainingEvent, io, keys, layer, unit, p, g):
     """Apply the optimizer to one unit's parameters; write them and its state for step + 1."""
     s, names = ev.step, ev.train.state
-    state = {n: a.copy() for n, a in zip(names, io.arrays([keys.state(s, layer, unit, n) for n in names]))}
-    p = p.copy()
-    ev.train.optimizer.step(p, g, state, ev.train.lr)
-    out = {keys.param(s + 1, layer, unit): p}
-    out.update({keys.state(s + 1, layer, unit, n): a for n, a in state.items()})
+    state = dict(zip(names, io.arrays([keys.state(s, layer, unit, n) for n in names])))
+    # Version s stays as it was (a duplicate delivery may be reading it): s + 1 goes into new buffers.
+    p_new, state_new = np.empty_like(p), {n: np.empty_like(a) for n, a in state.items()}
+    ev.train.optimizer.step(p, g, state, ev.train.lr, out=(p_new, state_new))
+    out = {keys.param(s + 1, layer, unit): p_new}
+    out.update({keys.state(s + 1, layer, unit, n): a for n, a in state_new.items()})
     io.put(out)
 
 
@@ -421,18 +422,24 @@ def run_merge(ev: MergeEvent, io, keys):
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def handler(event: dict) -> dict:
-    """Run one unit of work. Safe to deliver twice, safe to retry."""
-    if event["kind"] == "noop":
-        return {}
+def handler(event: dict | Event) -> dict:
+    """Run one unit of work. Safe to deliver twice, safe to retry.
+
+    ``event`` is its JSON; in process (the local engine) it may be the ``Event`` itself.
+    """
     started = time.time()
-    chaos = event.get("chaos") or {}
+    if isinstance(event, Event):
+        ev = event
+    elif event["kind"] == "noop":
+        return {}
+    else:
+        ev = event_from_json(event)
+    chaos = ev.chaos or {}
     if chaos.get("delay"):
         time.sleep(chaos["delay"])
     if chaos.get("fail") == "before":
-        raise InjectedFailure(f"chaos: failure injected before {event['kind']} ran")
-    function = function_of(event["kind"])
-    ev = event_from_json(event)
+        raise InjectedFailure(f"chaos: failure injected before {ev.kind} ran")
+    function = function_of(ev.kind)
     store, keys = open_store(ev.store), Keys(ev.run)
     io = StoreIO(store, ev.ttl)
     done = keys.done(ev.step, ev.kind, ev.layer, ev.unit)
@@ -446,6 +453,8 @@ def handler(event: dict) -> dict:
         summary = function.run(ev, io, keys)
         ended = time.time()  # before the done record is visible: whoever sees it starts after this
         duplicate = not put_json(store, done, summary, ev.ttl)
+        if duplicate:  # another delivery finished first: what it recorded is the unit's result
+            summary = store.unpack_doc(store.get_many([done])[0])
     else:
         ended = time.time()
     spent = io.seconds
@@ -460,5 +469,5 @@ def handler(event: dict) -> dict:
     }
     push_json(store, keys.ledger, record)
     if chaos.get("fail") == "after":
-        raise InjectedFailure(f"chaos: failure injected after {event['kind']} ran")
-    return {**summary, "duplicate": duplicate}
+        raise InjectedFailure(f"chaos: failure injected after {ev.kind} ran")
+    return {**summary, "duplicate": duplicate}  # the done record, and whether this delivery wrote it

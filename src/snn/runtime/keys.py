@@ -5,6 +5,7 @@ another's, and a run's keys can be deleted by name without touching anything els
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 class Keys:
     run: str  # uuid4 hex: 128 bits
 
-    @property
+    @functools.cached_property  # every key starts with it: made once
     def prefix(self) -> str:
         return f"snn:{self.run}"
 

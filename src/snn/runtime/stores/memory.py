@@ -48,7 +48,12 @@ class MemoryStore:
         array = np.asarray(array)
         if array.dtype.hasobject:
             raise TypeError("object arrays cannot be stored: only numeric arrays travel through the store")
-        if not (owned and array.flags.owndata and array.flags.c_contiguous):
+        # Kept as it is when handed over: an array its maker gave away, or a read-only view of one
+        # that its owner does not change while the store holds it (a run's training set).
+        # Either memory order: the training set's examples are its rows, so X itself is Fortran-ordered.
+        contiguous = array.flags.c_contiguous or array.flags.f_contiguous
+        handed = owned and contiguous and (array.flags.owndata or not array.flags.writeable)
+        if not handed:
             array = np.array(array, order="C")  # not handed over, or a view of a base its owner may change
         array.flags.writeable = False
         return array
@@ -81,9 +86,15 @@ class MemoryStore:
         return wrote
 
     def get_many(self, keys):
-        now = self.clock()
-        with self._lock:
-            return [self._data[k][0] if self._live(k, now) else None for k in keys]
+        now, data, out = self.clock(), self._data, []
+        with self._lock:  # _live inlined: every input of every unit comes through here
+            for k in keys:
+                item = data.get(k)
+                if item is not None and item[1] is not None and item[1] < now:
+                    del data[k]
+                    item = None
+                out.append(None if item is None else item[0])
+        return out
 
     def overwrite(self, key, value, ttl=None):
         with self._lock:
