@@ -648,6 +648,32 @@ def _shape(shape) -> str:
     return "x".join(map(str, shape))
 
 
+@app.command()
+def export(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL")],
+    fmt: Annotated[str, typer.Option("--format", help="file format: onnx")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option(help="file to write (default: model.onnx beside the model)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite the file if it exists")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
+):
+    """Write the model in another framework's format: ONNX, for onnxruntime and the tools that read it."""
+    if fmt != "onnx":
+        fail(f"--format {fmt!r} is not a format snn writes; allowed: onnx")
+    from . import load_model
+
+    try:
+        from .onnxfile import OPSET, default_path, metadata, write_onnx
+    except ImportError as e:
+        fail(f"ONNX export needs {e.name!r}; help: pip install 'serverless-nn[onnx]'")
+    model = load_model(model_path)
+    path, meta = write_onnx(model, out or default_path(model_path), force), metadata(model)
+    if as_json:
+        print(json.dumps({"path": str(path), "format": fmt, "opset": OPSET, **meta}))
+        return
+    console.print(f"Wrote {path} (ONNX opset {OPSET}); input: {meta['snn.input']}; output: {meta['snn.output']}",
+                  soft_wrap=True, highlight=False, markup=False)
+
+
 @data_app.command("list")
 def data_list(data: DataOpt = None):
     """Show the datasets and whether their files are present under the data root."""

@@ -17,6 +17,10 @@ class ModelFileError(SnnError):
     """A model file is missing, corrupt or does not match its sidecar."""
 
 
+class ExportError(SnnError):
+    """A model cannot be written in the asked format, or the file to write exists."""
+
+
 class GradientCheckError(SnnError):
     """Backpropagation disagrees with finite differences."""
 

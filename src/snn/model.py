@@ -243,7 +243,7 @@ SIDECARS = {1: SidecarFileV1, VERSION: SidecarFile}
 # --- reading ------------------------------------------------------------------------------------------------------
 
 
-def _model_folder(path: Path) -> Path:
+def model_folder(path: Path) -> Path:
     if path.is_dir():
         return path
     if path.name in (WEIGHTS, SIDECAR):
@@ -253,7 +253,7 @@ def _model_folder(path: Path) -> Path:
 
 def load_model(path: str | Path) -> Model:
     """Load a model from a run folder, a model folder, or either of its two files."""
-    folder = _model_folder(Path(path))
+    folder = model_folder(Path(path))
     meta = _read_sidecar(folder / SIDECAR)
     spec, dtype = meta.architecture.spec(), np.dtype(meta.architecture.dtype)
     weights_bytes, path = spec.n_params * dtype.itemsize, folder / WEIGHTS
