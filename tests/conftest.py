@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# scikit-learn's array API checks of the estimators run only when SciPy reads this at import.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 

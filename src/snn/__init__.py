@@ -23,10 +23,12 @@ __version__ = "0.1.0"
 
 
 def train(config, data_root=None, run_dir=None, on_epoch=None, save=True, resume=False, force=False,
-          **overrides) -> Run:
+          dataset=None, start=None, **overrides) -> Run:
     """Train from a config (a path, a dict, or a ``Config``); returns the ``Run``.
 
     ``overrides`` are dotted config fields, e.g. ``train(cfg, **{"training.epochs": 5})``.
+    ``dataset`` (a ``Dataset`` in memory) replaces ``data.dataset``; ``start`` (a ``Model``)
+    is where training goes on from (see ``snn.run.train``).
     """
     from . import run as _run
 
@@ -36,7 +38,7 @@ def train(config, data_root=None, run_dir=None, on_epoch=None, save=True, resume
         config = parse_config(config, overrides=overrides)
     elif overrides:
         config = parse_config(config.model_dump(mode="json"), overrides=overrides)
-    return _run.train(config, data_root, run_dir, on_epoch, save, resume, force)
+    return _run.train(config, data_root, run_dir, on_epoch, save, resume, force, dataset, start)
 
 
 __all__ = [

@@ -44,7 +44,11 @@ MAX_CLASS_NAME = 200
 
 @dataclass
 class Model:
-    """``predict`` takes inputs as columns, shape ``(n_x, m)`` (or one ``(n_x,)`` vector)."""
+    """``predict`` takes inputs as columns, shape ``(n_x, m)`` (or one ``(n_x,)`` vector).
+
+    A regression model (``task="regression"``) has one output unit per target, named by
+    ``classes``; its ``predict_proba`` is the predicted values, and ``predict`` means nothing.
+    """
 
     spec: NetworkSpec
     params: Params
@@ -53,6 +57,7 @@ class Model:
     optimizer: dict = field(default_factory=lambda: {"name": "gd"})
     optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    task: Literal["classification", "regression"] = "classification"
 
     @property
     def network(self) -> Network:
@@ -95,7 +100,7 @@ class Model:
         return folder
 
     def _sidecar(self) -> dict:
-        return {
+        sidecar = {
             "format": FORMAT,
             "version": VERSION,
             "architecture": {**self.spec.to_json(), "dtype": str(self.dtype)},
@@ -104,6 +109,8 @@ class Model:
             "optimizer": self.optimizer,
             "training": self.summary,
         }
+        # Written only when it says something, so a classifier's file is what it always was.
+        return sidecar if self.task == "classification" else {**sidecar, "task": self.task}
 
 
 # --- model.json, field by field -------------------------------------------------------------------------------------
@@ -209,6 +216,7 @@ class SidecarFile(_Strict):
     classes: list[ClassName] = Field(min_length=1, max_length=MAX_UNITS)
     optimizer: OptimizerFile = OptimizerFile(name="gd")
     training: dict[str, Any] = Field(default_factory=dict)
+    task: Literal["classification", "regression"] = "classification"
 
     @field_validator("training")
     @classmethod
@@ -224,7 +232,9 @@ class SidecarFile(_Strict):
             raise ValueError(f"preprocessing.shape {self.preprocessing.shape} gives {inputs} inputs; "
                              f"architecture.n_input is {self.architecture.n_input}")
         units = self.architecture.layers[-1].units
-        if len(self.classes) != (2 if units == 1 else units):
+        if self.task == "regression" and len(self.classes) != units:
+            raise ValueError(f"{len(self.classes)} target names for {units} output unit(s); allowed: one per unit")
+        if self.task == "classification" and len(self.classes) != (2 if units == 1 else units):
             raise ValueError(f"{len(self.classes)} classes for {units} output unit(s); allowed: one class per unit, "
                              "or 2 classes for 1 unit")
         if len(set(self.classes)) != len(self.classes):
@@ -273,7 +283,7 @@ def load_model(path: str | Path) -> Model:
         view[...] = tensors[name]
     state = {k[len(OPTIMIZER_PREFIX):]: tensors[k] for k in state_names}
     return Model(spec, params, Preprocessing.from_json(meta.preprocessing.model_dump()), tuple(meta.classes),
-                 {"name": meta.optimizer.name, **meta.optimizer.hyperparameters()}, state, dict(meta.training))
+                 {"name": meta.optimizer.name, **meta.optimizer.hyperparameters()}, state, dict(meta.training), meta.task)
 
 
 def _read_sidecar(path: Path) -> SidecarFile:

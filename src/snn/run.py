@@ -31,6 +31,7 @@ from .core.network import Network, NetworkSpec, Params, predictions, targets
 from .core.optimizers import make_optimizer
 from .core.training import Plan
 from .data import Dataset, check_splits, load_dataset
+from .documents import short
 from .errors import ConfigError, SnnError, StoreError
 from .files import read_table, write_json, write_text
 from .metrics import accuracy
@@ -58,11 +59,14 @@ class Run:
 
 
 def network_spec(config: Config, dataset: Dataset) -> NetworkSpec:
-    """The architecture, checked against the dataset's input size and classes."""
+    """The architecture, checked against the dataset's input size and classes (or targets)."""
     layers = tuple(l.spec() for l in config.network.layers)
     n_out, k = layers[-1].units, len(dataset.classes)
     images = config.network.layers[0].type != "dense"
-    if not (n_out == k or (n_out == 1 and k == 2)):
+    if dataset.task == "regression" and n_out != k:
+        raise ConfigError(f"network.layers[-1].units is {n_out}, but dataset {dataset.name!r} has {k} target "
+                          f"column(s); allowed: {k}")
+    if dataset.task == "classification" and not (n_out == k or (n_out == 1 and k == 2)):
         raise ConfigError(
             f"network.layers[-1].units is {n_out}, but dataset {dataset.name!r} has {k} classes; "
             f"allowed: {k}" + (" (or 1 with sigmoid)" if k == 2 else "")
@@ -105,11 +109,18 @@ def plan_of(config: Config) -> Plan:
     )
 
 
-def evaluate_split(net: Network, params: Params, X, y, n_out: int, l2: float = 0.0) -> tuple[float, float]:
-    """(cost, accuracy) of ``params`` on one split."""
+def target_rows(dataset: Dataset, y, n_out: int, dtype) -> np.ndarray:
+    """``Y`` of shape ``(n_out, m)``: labels one-hot (a row of 0/1 for one unit), or a regression's values."""
+    if dataset.task == "regression":
+        return np.ascontiguousarray(np.asarray(y, dtype).reshape(len(y), -1).T)
+    return targets(y, n_out, dtype)
+
+
+def evaluate_split(net: Network, params: Params, dataset: Dataset, X, y) -> tuple[float, float | None]:
+    """(cost, accuracy) of ``params`` on one split of ``dataset``; a regression has no accuracy (None)."""
     with chunk_map(net, X.shape[1]) as chunks:
-        cost, A_L = net.evaluate(params, X, targets(y, n_out, X.dtype), l2, chunks)
-    return cost, accuracy(y, predictions(A_L))
+        cost, A_L = net.evaluate(params, X, target_rows(dataset, y, net.spec.n_out, X.dtype), 0.0, chunks)
+    return cost, None if dataset.task == "regression" else accuracy(y, predictions(A_L))
 
 
 def default_run_dir(name: str) -> Path:
@@ -129,33 +140,47 @@ def train(
     save: bool = True,
     resume: bool = False,
     force: bool = False,
+    dataset: Dataset | None = None,
+    start: Model | None = None,
 ) -> Run:
     """Train ``config`` and (unless ``save=False``) write its run folder.
 
     With ``resume=True``, ``run_dir`` is a run with a checkpoint: training goes on from it.
     A folder in use by another training is refused, and so is one holding a complete
     run unless ``force``.
+
+    ``dataset``: arrays in memory to train on instead of loading ``config.data.dataset``
+    (which then only names them); they are checked like a file's. ``start``: a model of
+    this architecture to go on from, with its parameters and optimizer state, after the
+    ``start.summary["epochs"]`` epochs it has had; ``training.epochs`` counts those too,
+    as with ``resume``.
     """
+    if resume and start is not None:
+        raise ConfigError("a training resumes from its checkpoint or starts from a model, not both")
     folder = Path(run_dir) if run_dir else default_run_dir(config.name)
     if not save:
-        return _train(config, data_root, folder, on_epoch, False, resume)
+        return _train(config, data_root, folder, on_epoch, False, resume, dataset=dataset, start=start)
     with claim(folder, resume, force), interrupt_as_stop() as interrupted:
-        return _train(config, data_root, folder, on_epoch, True, resume, interrupted)
+        return _train(config, data_root, folder, on_epoch, True, resume, interrupted, dataset, start)
 
 
 def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume: bool,
-           interrupted: Callable[[], bool] = lambda: False) -> Run:
+           interrupted: Callable[[], bool] = lambda: False, dataset: Dataset | None = None,
+           start: Model | None = None) -> Run:
     started = time.perf_counter()
-    dataset = load_dataset(config.data.dataset, data_root, fetch_missing=True)
+    if dataset is None:
+        dataset = load_dataset(config.data.dataset, data_root, fetch_missing=True)
+    else:
+        check_splits(dataset)  # arrays from a caller are input like a file: checked before they are split
     dataset = dataset.subset(config.data.subset).with_validation(config.data.validation_split, config.training.seed)
     check_splits(dataset)  # an unusable test split fails now, not after the whole training
     spec = network_spec(config, dataset)
     dataset = for_network(dataset, spec)
     net, dtype, n_out = Network(spec), np.dtype(config.network.dtype), spec.n_out
     cols = dataset.preprocessing.columns
-    X, Y = cols(dataset.x_train, dtype), targets(dataset.y_train, n_out, dtype)
+    X, Y = cols(dataset.x_train, dtype), target_rows(dataset, dataset.y_train, n_out, dtype)
     X_val = None if dataset.x_val is None else cols(dataset.x_val, dtype)
-    Y_val = None if dataset.y_val is None else targets(dataset.y_val, n_out, dtype)
+    Y_val = None if dataset.y_val is None else target_rows(dataset, dataset.y_val, n_out, dtype)
 
     params = initial_params(config, spec)
     opt = config.training.optimizer
@@ -171,16 +196,26 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
         state = {k: v.copy() for k, v in checkpoint.state.items()}
         start_epoch, history = checkpoint.epoch, checkpoint.history
         ledger.resume(read_ledger(folder), checkpoint.counters)
+    if start is not None:
+        state, start_epoch = continue_from(start, spec, params, state)
     if save:
         write_json(folder / "config.json", config.model_dump(mode="json"))
     stop_file = folder / STOP_FILE
     should_stop = (lambda: interrupted() or stop_file.exists()) if save else (lambda: False)
     clock = CheckpointClock(config.runtime.checkpoint_seconds, config.runtime.checkpoint_every)
 
+    epochs = None  # the run's Epochs, once its engine is up
+
+    def current() -> None:
+        """Bring ``params`` and ``state`` to the last complete epoch, before they are read."""
+        if epochs is not None:
+            epochs.sync()
+
     def checkpoint_now(epoch: int | None = None) -> str:
         """Save the last complete epoch; say what was saved, for the message that follows."""
         if not (save and history):
             return "no epoch had ended, so there is no checkpoint"
+        current()
         epoch = history[-1]["epoch"] if epoch is None else epoch
         save_checkpoint(folder, params.flat, state, epoch, history, dict(ledger.counts))
         write_live(folder, history, ledger)
@@ -196,12 +231,18 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     live_every = LIVE_EVERY
     try:
         with epoch_source(config.runtime, config.training, spec, net, optimizer, params, state, X, Y, plan, start_epoch,
-                          should_stop, ledger, folder if save else None, X_val, Y_val) as epochs:
+                          should_stop, ledger, folder if save else None, X_val, Y_val) as source:
+            epochs = source
+            # Training time starts once the engine is up (a Ray cluster joined, a store opened): that is
+            # the run's wall time, not its epochs'.
+            loop_start = flushed = time.perf_counter()
             for result in epochs:
-                record = {"epoch": result.epoch, "cost": result.cost, "train_accuracy": result.accuracy,
+                record = {"epoch": result.epoch, "cost": result.cost,
+                          "train_accuracy": None if dataset.task == "regression" else result.accuracy,
                           "val_accuracy": None, "seconds": 0.0, "val_cost": None, "learning_rate": result.learning_rate}
                 if X_val is not None:
-                    record["val_cost"], record["val_accuracy"] = evaluate_split(net, params, X_val, dataset.y_val, n_out)
+                    current()
+                    record["val_cost"], record["val_accuracy"] = evaluate_split(net, params, dataset, X_val, dataset.y_val)
                 check_finite(record, config)
                 record["seconds"] = earlier + time.perf_counter() - loop_start
                 history.append(record)
@@ -217,6 +258,8 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
                     clock.write(checkpoint_now, result.epoch)
                 if threshold is not None and result.cost < threshold:
                     break
+                if best.enabled:
+                    current()
                 if best.improves(record, params, state) >= patience:
                     break
                 if budget and over_budget(ledger, record["seconds"], len(history), budget):
@@ -235,9 +278,10 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
         stop_file.unlink(missing_ok=True)
     elif save and clock.seconds > 0 and history and clock.epoch != history[-1]["epoch"]:
         clock.write(checkpoint_now, history[-1]["epoch"])  # the end, too: `--resume --epochs N` can take a finished run further
-    loop_seconds = time.perf_counter() - loop_start
     if not history:
         raise SnnError("the run stopped before its first epoch ended; nothing to save")
+    current()
+    loop_seconds = history[-1]["seconds"] - earlier  # to the last epoch's end: not the engine's shutdown
     best.restore(params, state)  # with patience, the model saved is the best on validation
 
     summary = summarize(config, dataset, net, params, history, plan, X)
@@ -252,11 +296,27 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     summary["wall_seconds"] = time.perf_counter() - started
 
     model = Model(spec, params, dataset.preprocessing, dataset.classes,
-                  {"name": opt.name, **opt.hyperparameters()}, state, summary)
+                  {"name": opt.name, **opt.hyperparameters()}, state, summary, dataset.task)
     run = Run(config, model, history, summary, ledger=ledger)
     if save:
         run.run_dir = write_run(run, folder)
     return run
+
+
+def continue_from(model: Model, spec: NetworkSpec, params: Params, state: dict) -> tuple[dict, int]:
+    """``model``'s parameters copied into ``params``; its optimizer state (of the same kind as ``state``)
+    and the epochs it has had."""
+    if model.spec != spec or model.dtype != params.flat.dtype:
+        raise ConfigError("the model to start from is not this network: its layers, input or dtype differ; "
+                          "help: train it from the start")
+    if set(model.optimizer_state) != set(state):
+        raise ConfigError(f"the model to start from has optimizer state {sorted(model.optimizer_state)}, this "
+                          f"optimizer keeps {sorted(state)}; help: keep its optimizer, or train from the start")
+    epochs = model.summary.get("epochs", 0)  # a model file's summary is anyone's: checked
+    if type(epochs) is not int or epochs < 0:
+        raise ConfigError(f"the model to start from says it had {short(epochs)} epochs; allowed: a count >= 0")
+    params.flat[...] = model.params.flat
+    return {k: v.copy() for k, v in model.optimizer_state.items()}, epochs
 
 
 def check_finite(record: dict, config: Config) -> None:
@@ -332,14 +392,15 @@ def over_budget(ledger: Ledger, seconds: float, epochs: int, budget: float) -> b
 
 def summarize(config: Config, dataset: Dataset, net: Network, params: Params, history, plan, X) -> dict:
     """What a run reached: ``summary.json`` without the counters and timings. ``X``: the training inputs."""
-    n_out, cols, dtype = net.spec.n_out, dataset.preprocessing.columns, X.dtype
+    cols, dtype = dataset.preprocessing.columns, X.dtype
+    epochs = history[-1]["epoch"]  # all of them: a run started from a model has the model's before its history
     summary = {
         "name": config.name,
         "dataset": dataset.name,
-        "epochs": len(history),
+        "epochs": epochs,
         "final_cost": history[-1]["cost"],
-        "train_accuracy": evaluate_split(net, params, X, dataset.y_train, n_out)[1],
-        "stopped_early": len(history) < plan.epochs,
+        "train_accuracy": evaluate_split(net, params, dataset, X, dataset.y_train)[1],
+        "stopped_early": epochs < plan.epochs,
         "n_train": len(dataset.y_train),
         "parameters": net.spec.n_params,
         "granularity": config.runtime.granularity.name,
@@ -350,7 +411,7 @@ def summarize(config: Config, dataset: Dataset, net: Network, params: Params, hi
         summary["n_val"] = len(dataset.y_val)
     if dataset.x_test is not None:
         # The test set is looked at once, here, after training: never for selection.
-        summary["test_accuracy"] = evaluate_split(net, params, cols(dataset.x_test, dtype), dataset.y_test, n_out)[1]
+        summary["test_accuracy"] = evaluate_split(net, params, dataset, cols(dataset.x_test, dtype), dataset.y_test)[1]
         summary["n_test"] = len(dataset.y_test)
     return summary
 

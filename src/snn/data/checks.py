@@ -96,6 +96,17 @@ def check_labels(y: np.ndarray, k: int, where: str, at: Callable[[int], str] | N
     return y.astype(np.int64)
 
 
+def check_values(y: np.ndarray, k: int, where: str) -> None:
+    """Regression targets: ``(examples, k)`` finite numbers."""
+    check_dtype(y.dtype, where)
+    if y.ndim != 2 or y.shape[1] != k:
+        raise DataError(f"{where}: targets of shape {y.shape}; allowed: (examples, {k}), one row of {k} value(s) "
+                        "per example")
+    if not np.isfinite(y).all():
+        i, j = (int(v) for v in np.argwhere(~np.isfinite(y))[0])
+        raise DataError(f"{where}: example {i}: target {j} is {y[i, j]}; allowed: finite numbers (no NaN or inf)")
+
+
 def classes_for(*labels: np.ndarray | None) -> tuple[str, ...]:
     """Class names ``"0".."K-1"`` for labels already checked against ``MAX_CLASSES``: K no more than needed."""
     top = max((int(y.max()) for y in labels if y is not None and y.size), default=-1)
@@ -107,20 +118,25 @@ def check_splits(dataset, n_input: int | None = None, n_classes: int | None = No
 
     Checks, for train, validation and test: x and y both present (or both absent; train
     always), the same number of examples, at least one, the training width, numeric and
-    finite features, labels 0..K-1. ``n_input`` and ``n_classes``, when given (a model's),
-    must fit too. Returns the dataset, so a loader can end with ``return check_splits(ds)``.
+    finite features, labels 0..K-1 (a regression's targets: finite, one per named column).
+    ``n_input`` and ``n_classes``, when given (a model's), must fit too. Returns the dataset,
+    so a loader can end with ``return check_splits(ds)``.
     """
     width = dataset.x_train.shape[1:] if isinstance(dataset.x_train, np.ndarray) else ()
     present = [split for split in ("train", "val", "test") if _check_split(dataset, split, width)]
     k = len(dataset.classes)
-    if not 2 <= k <= MAX_CLASSES:
+    regression = dataset.task == "regression"
+    if regression and not 1 <= k <= MAX_CLASSES:
+        raise DataError(f"{dataset.name}: {k} target columns; allowed: 1..{MAX_CLASSES}")
+    if not regression and not 2 <= k <= MAX_CLASSES:
         raise DataError(f"{dataset.name}: {k} classes; allowed: 2..{MAX_CLASSES} (a classifier needs two)")
     if tuple(dataset.preprocessing.shape) != width:
         raise DataError(f"{dataset.name}: examples of shape {width}, "
                         f"but its preprocessing says {tuple(dataset.preprocessing.shape)}")
     k = k if n_classes is None else min(k, n_classes)
     for split in present:
-        check_labels(getattr(dataset, f"y_{split}"), k, f"{dataset.name}: y_{split}")
+        check = check_values if regression else check_labels
+        check(getattr(dataset, f"y_{split}"), k, f"{dataset.name}: y_{split}")
     if n_input is not None and dataset.n_input != n_input:
         raise DataError(f"{dataset.name}: {dataset.n_input} inputs per example, but the model takes {n_input}; "
                         "help: evaluate on the dataset the model was trained on")

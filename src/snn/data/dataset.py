@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -49,6 +50,11 @@ class Dataset:
 
     ``name`` is what ``load_dataset`` takes to load it again (``mnist``, ``csv:/abs/path.csv``):
     a model's summary keeps it, and ``snn evaluate`` and ``snn report`` reload from it.
+    A dataset built in memory (arrays handed to ``snn.train(config, dataset=...)``) has a
+    name that only describes it.
+
+    With ``task="regression"`` the targets are real values, ``y`` of shape ``(examples, k)``,
+    and ``classes`` names the ``k`` target columns.
     """
 
     name: str
@@ -61,6 +67,7 @@ class Dataset:
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    task: Literal["classification", "regression"] = "classification"
 
     @property
     def n_input(self) -> int:

@@ -127,6 +127,7 @@ class Coordinator:
         self.latencies = Latencies(limits.hedging, limits.unit_timeout)
         self._inflight: list = []  # deliveries still running whose unit another delivery finished
         self._sampled = None  # the wake whose interval the latencies have already
+        self._held = None  # (flat, state, arrays read) of the last epoch, until ``sync`` copies them in
 
     # ---- where each unit's parameters live
 
@@ -151,23 +152,40 @@ class Coordinator:
                 out[k.state(step, l, u, name)] = arr.copy() if name == "t" else arr[idx]
         put_arrays(self.store, out, self.limits.key_ttl, owned=True)  # fresh gathers of ``flat``, or copied
 
-    def gather(self, step: int, flat: np.ndarray, state: dict) -> None:
-        """Copy version ``step`` of every unit's parameters and state into ``flat`` and ``state``.
+    def hold(self, step: int, flat: np.ndarray, state: dict) -> None:
+        """Read version ``step`` of every unit's parameters and state, to be copied into ``flat`` and
+        ``state`` by ``sync``, when they are wanted.
 
-        All or nothing: everything is read before anything is copied, so a store that
-        fails half way leaves ``flat`` and ``state`` at the last complete epoch.
+        All or nothing: everything is read before the last epoch's arrays are let go, so a
+        store that fails half way leaves the last complete epoch held. The arrays read are
+        never changed (every key is written once), and once held they need the store no
+        more: ``sync`` works after the store has gone. In process, reading them copies nothing;
+        the copy, a pass over every parameter, is made only for who looks (a checkpoint, a
+        validation, the end), not at every epoch.
         """
         names = list(state)
-        read = [(l, u, idx, get_arrays(self.store, [self.keys.param(step, l, u)]
-                                       + [self.keys.state(step, l, u, n) for n in names]))
-                for l, u, idx in self.slots]
-        for _, _, idx, arrays in read:
+        self._held = (flat, state, [(idx, get_arrays(self.store, [self.keys.param(step, l, u)]
+                                                     + [self.keys.state(step, l, u, n) for n in names]))
+                                    for l, u, idx in self.slots])
+
+    def sync(self) -> None:
+        """Copy the epoch last held into the run's parameters and state (nothing when they have it already)."""
+        if self._held is None:
+            return
+        flat, state, read = self._held
+        for idx, arrays in read:
             flat[idx] = arrays[0]
-            for name, arr in zip(names, arrays[1:]):
+            for name, arr in zip(state, arrays[1:]):
                 if name == "t":
                     state[name][...] = arr
                 else:
                     state[name][idx] = arr
+        self._held = None
+
+    def gather(self, step: int, flat: np.ndarray, state: dict) -> None:
+        """Copy version ``step`` of every unit's parameters and state into ``flat`` and ``state`` now."""
+        self.hold(step, flat, state)
+        self.sync()
 
     # ---- the training loop, step by step
 
@@ -199,7 +217,7 @@ class Coordinator:
                     correct += right
                     self._cleanup(step, list(state))
                     step += 1
-                self.gather(step, params.flat, state)
+                self.hold(step, params.flat, state)
                 self.version = step
                 self.drain()
                 yield EpochResult(epoch + 1, total / m, correct / m, lr)
@@ -246,7 +264,7 @@ class Coordinator:
                 results = self.stage(events)
                 self._merge(epoch, events[0].train, [("local", 0, b) for b in range(len(events))], weights)
                 self._cleanup(epoch, list(state))
-                self.gather(epoch + 1, params.flat, state)
+                self.hold(epoch + 1, params.flat, state)
                 self.version = epoch + 1
                 self.drain()
                 m = X.shape[1]

@@ -40,7 +40,8 @@ from .events import (
 )
 from .keys import Keys
 from .plan import span_of, unit_part
-from .stores import open_store, push_json, put_arrays, put_json, size_of
+from .cache import CACHE, WorkerCache
+from .stores import open_store, push_json, size_of
 
 
 class InjectedFailure(RuntimeError):
@@ -63,20 +64,20 @@ class _Timed:
 
 
 class StoreIO:
-    """Reads and writes of one invocation, with the bytes counted for the ledger."""
+    """Reads and writes of one invocation, with the bytes counted for the ledger.
 
-    # Dataset arrays are written once per run, so a worker process may keep them
-    # instead of downloading them for every invocation. An in-process store needs no
-    # cache: decoding its bytes is free.
-    _cache: dict[str, np.ndarray] = {}
-    _cache_limit = 2
-    _cache_lock = threading.Lock()  # worker threads of one process share it
+    Outputs are held until the function has returned, then written with the done
+    record after them in one call (one round trip to a remote store): the done record
+    still becomes visible only once every output is there, and a function that fails
+    half way leaves nothing behind.
+    """
 
-    def __init__(self, store, ttl):
+    def __init__(self, store, ttl, cache: WorkerCache = CACHE):
         self.store, self.ttl = store, ttl
         self.bytes_in = self.bytes_out = 0
         self.seconds = {"load": 0.0, "store_write": 0.0, "merge": 0.0}
-        self._caching = not store.url.startswith("memory://")
+        self._cache = None if store.url.startswith("memory://") else cache
+        self._outputs: dict[str, np.ndarray] = {}
 
     def timed(self, what: str) -> _Timed:
         """Add the time of the block to ``what`` (load, store_write or merge) for the trace."""
@@ -87,29 +88,26 @@ class StoreIO:
             return self._arrays(keys)
 
     def _arrays(self, keys: list[str]) -> list[np.ndarray]:
-        if not self._caching:
+        cache = self._cache
+        if cache is None:  # in process: the arrays themselves, nothing to keep
             values = self.store.get_many(keys)
             if any(v is None for v in values):
-                missing = [k for k, v in zip(keys, values) if v is None]
-                raise KeyError(f"inputs missing in the store: {', '.join(missing)}")
-            self.bytes_in += sum(size_of(v) for v in values)
+                raise KeyError(f"inputs missing in the store: {', '.join(k for k, v in zip(keys, values) if v is None)}")
+            self.bytes_in += sum(v.nbytes if isinstance(v, np.ndarray) else len(v) for v in values)
             return [self.store.unpack(v) for v in values]
-        cached = [self._cache.get(k) for k in keys]
-        wanted = [k for k, c in zip(keys, cached) if c is None]
+        found = [cache.get(k) for k in keys]
+        wanted = [k for k, c in zip(keys, found) if c is None]
         fetched = dict(zip(wanted, self.store.get_many(wanted))) if wanted else {}
         missing = [k for k, v in fetched.items() if v is None]
         if missing:
             raise KeyError(f"inputs missing in the store: {', '.join(missing)}")
         out = []
-        for k, c in zip(keys, cached):
+        for k, c in zip(keys, found):
             if c is None:
                 self.bytes_in += size_of(fetched[k])
                 c = self.store.unpack(fetched[k])
-                if self._caching and ":data:" in k:
-                    with self._cache_lock:
-                        if len(self._cache) >= self._cache_limit:
-                            self._cache.pop(next(iter(self._cache)))
-                        self._cache[k] = c
+                if cache is not None and ":data:" in k:
+                    cache.keep_data(k, c)
             out.append(c)
         return out
 
@@ -117,9 +115,21 @@ class StoreIO:
         return self.arrays([key])[0]
 
     def put(self, arrays: dict[str, np.ndarray]) -> None:
+        """Outputs of the function, written by ``commit``. A function never changes them once put."""
+        self._outputs.update(arrays)
+
+    def commit(self, done: str, summary: dict) -> bool:
+        """Write the outputs, then the done record, set-if-absent; True if this call wrote the done record."""
         with self.timed("store_write"):
-            # A function's outputs are its own, and it never changes them once written.
-            self.bytes_out += put_arrays(self.store, arrays, self.ttl, owned=True)
+            packed = {k: self.store.pack(a, owned=True) for k, a in self._outputs.items()}
+            self.bytes_out += sum(size_of(v) for v in packed.values())
+            packed[done] = self.store.pack_doc(summary)  # last: its presence means every output is there
+            wrote = self.store.put_many(packed, self.ttl)
+        if self._cache is not None:
+            for (key, array), mine in zip(self._outputs.items(), wrote):
+                if mine:
+                    self._cache.keep_written(key, array)
+        return wrote[-1]
 
 
 @dataclass(frozen=True)
@@ -451,12 +461,10 @@ def handler(event: dict | Event) -> dict:
         summary = store.unpack_doc(summary)
     if not duplicate:
         summary = function.run(ev, io, keys)
-        ended = time.time()  # before the done record is visible: whoever sees it starts after this
-        duplicate = not put_json(store, done, summary, ev.ttl)
+        duplicate = not io.commit(done, summary)
         if duplicate:  # another delivery finished first: what it recorded is the unit's result
             summary = store.unpack_doc(store.get_many([done])[0])
-    else:
-        ended = time.time()
+    ended = time.time()
     spent = io.seconds
     sent = ev.sent if ev.sent is not None else started
     record = {

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.strategies import train_epochs_parallel
-from ..core.training import Plan, train_epochs
+from ..core.training import EpochResult, Plan, train_epochs
 from ..errors import ConfigError
 from .columns import batch_gradients
 from .coordinator import Coordinator, Limits, Strategy
@@ -59,6 +61,19 @@ def runtime_session(rt, **engine_options):
         yield engine, store
 
 
+@dataclass
+class Epochs:
+    """The epochs of a run, and ``sync``, which brings the run's parameters and state to the last
+    epoch's before anyone reads them: the core loop trains them in place, the runtime copies them
+    in from the store only when asked."""
+
+    results: Iterator[EpochResult]
+    sync: Callable[[], None] = lambda: None
+
+    def __iter__(self) -> Iterator[EpochResult]:
+        return iter(self.results)
+
+
 @contextlib.contextmanager
 def epoch_source(rt: RuntimeConfig, t: TrainingConfig, spec, net, optimizer, params, state, X, Y, plan: Plan,
                  start_epoch, should_stop, ledger, folder, X_val=None, Y_val=None):
@@ -67,10 +82,10 @@ def epoch_source(rt: RuntimeConfig, t: TrainingConfig, spec, net, optimizer, par
     if granularity.kind == "network" and rt.engine == "local" and not chaos.active and rt.store is None:
         if t.strategy == "sync":
             with batch_gradients(net, plan.batch_size or X.shape[1]) as gradients:
-                yield train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch, gradients)
+                yield Epochs(train_epochs(net, params, optimizer, state, X, Y, plan, start_epoch, gradients))
         else:
-            yield train_epochs_parallel(net, params, optimizer, state, X, Y, plan, t.strategy, t.fan_in,
-                                        X_val, Y_val, start_epoch)
+            yield Epochs(train_epochs_parallel(net, params, optimizer, state, X, Y, plan, t.strategy, t.fan_in,
+                                               X_val, Y_val, start_epoch))
         return
     with runtime_session(rt) as (engine, store):
         if chaos.active:
@@ -84,7 +99,8 @@ def epoch_source(rt: RuntimeConfig, t: TrainingConfig, spec, net, optimizer, par
         coordinator = Coordinator(spec, granularity, engine, store, run_id,
                                   optimizer, ledger, limits,
                                   Strategy(t.strategy, reducers, t.fan_in))
-        yield coordinator.epochs(params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val)
+        yield Epochs(coordinator.epochs(params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val),
+                     coordinator.sync)
         if chaos.active:
             engine.settle()
             coordinator.drain()
