@@ -134,7 +134,8 @@ def test_csv_and_npz(tmp_path):
 
 
 def test_unknown_dataset_lists_the_allowed_ones():
-    with pytest.raises(DataError, match="allowed: catvnoncat, mnist, fashion-mnist, cifar-10, spiral, xor, csv:PATH"):
+    with pytest.raises(DataError, match="allowed: catvnoncat, mnist, fashion-mnist, cifar-10, spiral, xor, iris, "
+                                        "csv:PATH"):
         load_dataset("cifar10")
 
 

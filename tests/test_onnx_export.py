@@ -244,3 +244,19 @@ def test_export_command_errors_are_one_line(tmp_path, mlp_run):
     unexportable.save(tmp_path / "conv-softmax")
     assert "softmax" in one_line_error(invoke("export", tmp_path / "conv-softmax"))
     assert not (tmp_path / "conv-softmax" / "model.onnx").exists()
+
+
+def test_a_standardised_table_model_in_onnxruntime():
+    """A table's mean and std are in the metadata, and onnx_input applies them, as snn's columns do."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(5, 2, (300, 6)) * np.logspace(-3, 4, 6)  # features from thousandths to tens of thousands
+    pre = Preprocessing("table", (6,)).standardized(x[:200])
+    model = random_model([{"units": 16, "activation": "tanh"}, {"units": 3, "activation": "softmax"}], 6,
+                         classes=("a", "b", "c"), pre=pre)
+    assert gap(model, x) <= TOLERANCE
+    meta = {p.key: p.value for p in to_onnx(model).metadata_props}
+    assert json.loads(meta["snn.preprocessing"])["std"] == list(pre.std)
+    assert meta["snn.input"] == ("raw examples [N, 6], divided by 1, minus snn.preprocessing's mean, over its std "
+                                 "(per feature), as float32 [N, 6]")
+    by_hand = ((x - np.array(pre.mean)) / np.array(pre.std)).astype(np.float32)
+    np.testing.assert_allclose(onnx_input(model, x), by_hand, rtol=1e-6, atol=1e-6)

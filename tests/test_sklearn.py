@@ -298,6 +298,6 @@ def test_readme_sklearn_example_runs(tmp_path, monkeypatch):
     (code,) = re.findall(r"```py\n(.*?)```", (REPO / "README.md").read_text(), re.S)
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README, not user input
-    assert scope["search"].best_params_ == {"hidden_layer_sizes": (32,), "learning_rate": 0.01}
+    assert scope["search"].best_params_ == {"hidden_layer_sizes": (8,), "learning_rate": 0.01}
     assert round(scope["scores"].mean(), 2) == 0.96
     assert scope["pipe"][-1].granularity == "neuron" and (tmp_path / "iris-model" / "model.json").exists()

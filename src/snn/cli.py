@@ -689,7 +689,9 @@ def data_list(data: DataOpt = None):
         present = sum(s.state == "ok" for s in verify_presence(root, name))
         table.add_row(name, f"{present}/{len(pub.files)}", pub.about)
     table.add_row("spiral, xor", "generated", "2-D toy problems made in code")
-    table.add_row("csv:PATH, npz:PATH", "your file", "numbers with the label last / x_train, y_train arrays")
+    table.add_row("iris", "scikit-learn's", "Fisher's iris, 120 train + 30 test flowers, 4 measurements, 3 species")
+    table.add_row("csv:PATH, npz:PATH", "your file", "numbers with the label last (or a header and ?label=NAME) / "
+                  "x_train, y_train arrays")
     console.print(table)
 
 

@@ -195,9 +195,14 @@ class TrainingConfig(Strict):
 
 
 class DataConfig(Strict):
-    dataset: str = Field(description="catvnoncat, mnist, fashion-mnist, spiral, xor, csv:PATH or npz:PATH")
+    dataset: str = Field(description="catvnoncat, mnist, fashion-mnist, cifar-10, spiral, xor, iris, csv:PATH "
+                         "(csv:PATH?label=NAME for a header and a named label column) or npz:PATH")
     validation_split: float = Field(0.0, ge=0, lt=1, description="fraction of the training data held out")
     subset: int | None = Field(None, gt=0, le=MAX_EXAMPLES, description="use only the first N training examples")
+    # An MLP on raw table columns of different scales learns mostly the largest one: on by default for tables.
+    standardize: bool | None = Field(None, description="z-score each feature of a table with its mean and std on "
+                                     "the training split, saved with the model; default (null): on for tables "
+                                     "(csv, npz, iris, arrays), off for images and the generated spiral and xor")
 
 
 def _parsed(parse, typed: type, what: str, optional: bool = False):

@@ -26,7 +26,8 @@ from .core.activations import ACTIVATIONS
 from .core.losses import LOSSES
 from .core.network import Network, NetworkSpec, Params, predictions
 from .core.optimizers import OPTIMIZERS, make_optimizer
-from .data.dataset import Preprocessing
+from .data.checks import MAX_CLASS_NAME
+from .data.dataset import MIN_STD, Preprocessing
 from .documents import read_document, schema_problem, short
 from .errors import ModelFileError
 from .files import write_json
@@ -39,7 +40,6 @@ WEIGHTS, SIDECAR = "model.safetensors", "model.json"
 OPTIMIZER_PREFIX = "optimizer."
 MAX_SIDECAR_BYTES = 16 << 20  # the architecture, the classes and a training summary: kilobytes in practice
 MAX_INPUT = 1 << 24  # inputs per example: far past any image this library reads
-MAX_CLASS_NAME = 200
 
 
 @dataclass
@@ -177,11 +177,25 @@ class PreprocessingFile(_Strict):
     shape: list[Annotated[int, Field(gt=0, le=MAX_INPUT)]] = Field(min_length=1, max_length=4)
     scale: float = Field(gt=0)
     channels_first: bool = False
+    # A standardised table's per-feature mean and std (finite: no NaN or infinity is read anywhere).
+    mean: list[float] | None = Field(None, max_length=MAX_INPUT)
+    std: list[Annotated[float, Field(ge=MIN_STD)]] | None = Field(None, max_length=MAX_INPUT)
 
     @model_validator(mode="after")
     def _images_are_2d(self):
         if self.kind == "image" and len(self.shape) not in (2, 3):
             raise ValueError(f"an image's shape is (height, width) or (height, width, channels), not {self.shape}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_mean_and_std_per_feature(self):
+        if self.mean is None and self.std is None:
+            return self
+        if self.kind != "table" or self.mean is None or self.std is None:
+            raise ValueError("mean and std come together, and only for a table")
+        n = math.prod(self.shape)
+        if not len(self.mean) == len(self.std) == n:
+            raise ValueError(f"{len(self.mean)} means and {len(self.std)} stds for {n} features; allowed: one each")
         return self
 
 

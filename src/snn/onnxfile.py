@@ -9,8 +9,9 @@ first, in float32, whatever the model's own dtype:
                    one sigmoid unit gives [1 - p, p], as ``snn predict`` and the service show it
 
 How raw examples become that input (snn's ``Preprocessing``: divide by the scale, channels
-first for conv networks) is not a node of the graph but is recorded in its metadata, with
-the classes, the input layout and the snn version (``metadata``). ``onnx_input`` does it in NumPy.
+first for conv networks, and for a standardised table subtract each feature's mean and divide
+by its std) is not a node of the graph but is recorded in its metadata, with the classes, the
+input layout and the snn version (``metadata``). ``onnx_input`` does it in NumPy.
 """
 
 from __future__ import annotations
@@ -139,7 +140,9 @@ def metadata(model: Model) -> dict[str, str]:
         "snn.classes": json.dumps(list(model.classes)),
         "snn.input_layout": LAYOUTS[len(shape)],
         "snn.input": f"raw examples [N, {_dims(pre.shape)}]" + (" moved to channels first" if moved else "")
-                     + f", divided by {pre.scale:g}, as float32 [N, {_dims(shape)}]",
+                     + f", divided by {pre.scale:g}"
+                     + (", minus snn.preprocessing's mean, over its std (per feature)" if pre.mean is not None else "")
+                     + f", as float32 [N, {_dims(shape)}]",
         "snn.output": f"{OUTPUT}: float32 [N, {len(model.classes)}], column j for class j of snn.classes{sigmoid}",
         "snn.dtype": str(model.dtype),  # the model's own; the graph computes in float32
         "snn.architecture": json.dumps(model.spec.to_json()),

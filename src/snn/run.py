@@ -90,6 +90,29 @@ def for_network(dataset: Dataset, spec: NetworkSpec) -> Dataset:
     return replace(dataset, preprocessing=replace(dataset.preprocessing, channels_first=True))
 
 
+def standardized(dataset: Dataset, standardize: bool | None, start: Model | None = None) -> Dataset:
+    """The dataset with a table's features standardised, each by its mean and std on ``x_train``.
+
+    ``x_train`` is the training split only: the validation split is carved off before, and the
+    test set is never looked at. ``standardize`` None (the default) standardises tables that are
+    not ``centred`` already; images keep their scale, and asking for them is refused. A training
+    that goes on from ``start`` keeps that model's own mean and std: its weights were fitted to them.
+    """
+    pre = dataset.preprocessing
+    if start is not None:
+        if start.preprocessing.shape == pre.shape:  # if not, continue_from says how the networks differ
+            pre = replace(pre, mean=start.preprocessing.mean, std=start.preprocessing.std)
+        return replace(dataset, preprocessing=pre)
+    if standardize is None:
+        standardize = pre.kind == "table" and not dataset.centred
+    if standardize and pre.kind != "table":
+        raise ConfigError(f"data.standardize is true, but dataset {dataset.name!r} holds images (divided by "
+                          f"{pre.scale:g}); allowed: true for table rows only; help: remove data.standardize")
+    if not standardize:
+        return dataset
+    return replace(dataset, preprocessing=pre.standardized(dataset.x_train, f"{dataset.name}: x_train"))
+
+
 def initial_params(config: Config, spec: NetworkSpec) -> Params:
     net = config.network
     weights = iter(initial_weights(spec.built, net.init, config.training.seed, net.random_mode, net.init_scale))
@@ -174,6 +197,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
         check_splits(dataset)  # arrays from a caller are input like a file: checked before they are split
     dataset = dataset.subset(config.data.subset).with_validation(config.data.validation_split, config.training.seed)
     check_splits(dataset)  # an unusable test split fails now, not after the whole training
+    dataset = standardized(dataset, config.data.standardize, start)
     spec = network_spec(config, dataset)
     dataset = for_network(dataset, spec)
     net, dtype, n_out = Network(spec), np.dtype(config.network.dtype), spec.n_out

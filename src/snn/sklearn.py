@@ -52,14 +52,16 @@ class SNNEstimator(BaseEstimator):
     replaces ``hidden_layer_sizes`` and ``activation``; either way the output layer comes from
     the targets. ``epochs`` is the most a ``fit`` trains (``patience`` stops it earlier, keeping
     the best model on the ``validation_split`` held out). An integer ``random_state`` is snn's
-    ``training.seed``.
+    ``training.seed``. ``standardize`` z-scores each feature with its mean and std on the rows
+    ``fit`` trains on (``data.standardize``); the model keeps them and ``predict`` applies them.
     """
 
     task: ClassVar[str]
 
     def __init__(self, hidden_layer_sizes=(16,), activation="relu", layers=None, optimizer="adam",
                  learning_rate=0.01, epochs=200, batch_size=None, l2=0.0, validation_split=0.0, patience=None,
-                 random_state=None, granularity="network", engine="local", store=None, dtype="float64"):
+                 random_state=None, granularity="network", engine="local", store=None, dtype="float64",
+                 standardize=True):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.layers = layers
@@ -75,6 +77,7 @@ class SNNEstimator(BaseEstimator):
         self.engine = engine
         self.store = store
         self.dtype = dtype
+        self.standardize = standardize
 
     # --- what each estimator says about its targets ---------------------------------------------------------------
 
@@ -134,7 +137,7 @@ class SNNEstimator(BaseEstimator):
         sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
         hidden = self.layers if self.layers is not None else [{"units": n, "activation": self.activation} for n in sizes]
         raw = {
-            "data": {"dataset": DATASET, "validation_split": self.validation_split},
+            "data": {"dataset": DATASET, "validation_split": self.validation_split, "standardize": self.standardize},
             "network": {"layers": [*hidden, self._output_layer()], "dtype": self.dtype},
             "training": {"epochs": epochs, "batch_size": self.batch_size, "seed": self._seed, "l2": self.l2,
                          "patience": self.patience,
@@ -218,7 +221,8 @@ class SavedEstimator(BaseModel):
         """What an estimator would have kept of a model ``snn train`` made: its layers and optimizer."""
         return {"estimator": estimator.__name__, "seed": 0, "classes": list(model.classes),
                 "params": {"layers": [layer.to_json() for layer in model.spec.layers[:-1]],
-                           "optimizer": model.optimizer.get("name", "gd"), "dtype": str(model.dtype)}}
+                           "optimizer": model.optimizer.get("name", "gd"), "dtype": str(model.dtype),
+                           "standardize": model.preprocessing.mean is not None}}
 
 
 class SNNClassifier(ClassifierMixin, SNNEstimator):

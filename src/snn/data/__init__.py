@@ -1,8 +1,9 @@
 """Datasets: the data root, the published datasets, generic tables and toy problems.
 
 A dataset is named by a string: a published name (``catvnoncat``, ``mnist``,
-``fashion-mnist``), a generated one (``spiral``, ``xor``), or a file
-(``csv:PATH``, ``npz:PATH``).
+``fashion-mnist``, ``cifar-10``), one that needs no download (``spiral``, ``xor``, made in
+code; ``iris``, scikit-learn's copy), or a file (``csv:PATH``, ``csv:PATH?label=NAME``,
+``npz:PATH``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from .checks import MAX_CLASSES, check_splits, reason, shown
 from .dataset import Dataset, Preprocessing
 from .fetch import ensure
 from .root import data_root, dataset_folder
-from .tabular import load_csv, load_npz
+from .tabular import csv_options, load_csv, load_npz
 
-GENERATED = {"spiral": toy.spiral, "xor": toy.xor}
+BUILT_IN = {"spiral": toy.spiral, "xor": toy.xor, "iris": toy.iris}
 FILE_KINDS = {"csv": load_csv, "npz": load_npz}
 
 
 def dataset_names() -> list[str]:
-    return [*PUBLISHED, *GENERATED, *(f"{k}:PATH" for k in FILE_KINDS)]
+    return [*PUBLISHED, *BUILT_IN, *(f"{k}:PATH" for k in FILE_KINDS)]
 
 
 def load_dataset(name: str, root: str | Path | None = None, fetch_missing: bool = False) -> Dataset:
@@ -34,10 +35,13 @@ def load_dataset(name: str, root: str | Path | None = None, fetch_missing: bool 
     Every split of what is returned has passed ``check_splits``.
     """
     kind, _, path = name.partition(":")
+    if path and kind == "csv":
+        path, options = csv_options(path)
+        return load_csv(_user_path(path), options)
     if path and kind in FILE_KINDS:
         return FILE_KINDS[kind](_user_path(path))
-    if name in GENERATED:
-        return GENERATED[name]()
+    if name in BUILT_IN:
+        return BUILT_IN[name]()
     if name in PUBLISHED:
         folder = data_root(root)
         dataset_folder(folder, name)

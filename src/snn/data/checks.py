@@ -20,6 +20,7 @@ from ..errors import DataError
 MAX_FILE_BYTES = 1 << 30  # any one file or array a loader reads; MNIST's largest is 47 MB unpacked
 MAX_CSV_BYTES = 256 << 20  # parsing text costs several times its size in memory
 MAX_CLASSES = 10_000  # labels are 0..K-1 with K at most this
+MAX_CLASS_NAME = 200  # characters; the model file's own limit
 MAX_INPUTS = 1 << 24  # inputs per example: the model file's own limit
 MAX_EXAMPLE_DIMS = 4  # one example is (features,) up to (height, width, channels) and one more
 NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float: what a feature or label array may hold
@@ -105,6 +106,13 @@ def check_values(y: np.ndarray, k: int, where: str) -> None:
     if not np.isfinite(y).all():
         i, j = (int(v) for v in np.argwhere(~np.isfinite(y))[0])
         raise DataError(f"{where}: example {i}: target {j} is {y[i, j]}; allowed: finite numbers (no NaN or inf)")
+
+
+def check_class_name(name: str, where: str) -> str:
+    """A class name a model file can keep: 1..``MAX_CLASS_NAME`` printable characters."""
+    if not 0 < len(name) <= MAX_CLASS_NAME or not name.isprintable():
+        raise DataError(f"{where}: class name {shown(name)}; allowed: 1..{MAX_CLASS_NAME} printable characters")
+    return name
 
 
 def classes_for(*labels: np.ndarray | None) -> tuple[str, ...]:

@@ -7,20 +7,30 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
+
+
+# A feature whose std is below this share of its mean's size, or below MIN_STD, is constant up to
+# rounding: it is centred and left at unit scale, as scikit-learn's StandardScaler leaves it, never
+# divided by ~0. MIN_STD is well inside float32's normal range, so a float32 model divides by it too.
+CONSTANT_SPREAD, MIN_STD = 1e-12, 1e-30
 
 
 @dataclass(frozen=True)
 class Preprocessing:
     """How raw examples become network inputs; saved with every model.
 
-    Images are flattened the classic way, ``x.reshape(m, -1).T / 255``.
+    Images are flattened the classic way, ``x.reshape(m, -1).T / 255``. A standardised table
+    also has a ``mean`` and ``std`` per feature (of the scaled values, fitted on the training
+    split only): its inputs are ``(x / scale - mean) / std``.
     """
 
     kind: str = "table"  # "image" or "table"
     shape: tuple[int, ...] = ()  # one raw example's shape, e.g. (64, 64, 3)
     scale: float = 1.0  # divide raw values by this (255 for 8-bit images)
     channels_first: bool = False  # images as (channels, height, width) features, as convolutions read them
+    mean: tuple[float, ...] | None = None  # per feature; None: not standardised
+    std: tuple[float, ...] | None = None  # per feature, > 0
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -33,15 +43,39 @@ class Preprocessing:
         if self.channels_first and x.ndim == 4:
             x = x.transpose(0, 3, 1, 2)  # (m, H, W, C) -> (m, C, H, W)
         flat = x.reshape(x.shape[0], -1).T
-        return np.divide(flat, self.scale, dtype=dtype)
+        if self.mean is None:  # the inputs as they always were, to the bit
+            return np.divide(flat, self.scale, dtype=dtype)
+        # In float64, then cast: a feature near a large mean (a year, a timestamp) keeps its digits in float32 too.
+        scaled = np.divide(flat, self.scale, dtype=np.float64)
+        scaled -= np.asarray(self.mean)[:, None]
+        scaled /= np.asarray(self.std)[:, None]
+        return scaled.astype(dtype, copy=False)
+
+    def standardized(self, x, where: str = "x") -> Preprocessing:
+        """This preprocessing with each feature's mean and std fitted on the raw examples ``x``."""
+        X = replace(self, mean=None, std=None).columns(x)
+        with np.errstate(over="ignore", invalid="ignore"):  # values past 1e154 square to inf: refused below
+            mean, std = X.mean(axis=1), X.std(axis=1)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            j = int(np.argmin(np.isfinite(mean) & np.isfinite(std)))
+            raise DataError(f"{where}: feature {j + 1} holds values too large to standardise (its spread overflows); "
+                            "allowed: values below about 1e150; help: rescale it, or set data.standardize: false")
+        std = np.where(std > np.maximum(CONSTANT_SPREAD * np.abs(mean), MIN_STD), std, 1.0)
+        return replace(self, mean=tuple(mean.tolist()), std=tuple(std.tolist()))
 
     def to_json(self) -> dict:
         out = {"kind": self.kind, "shape": list(self.shape), "scale": self.scale}
-        return {**out, "channels_first": True} if self.channels_first else out
+        if self.channels_first:
+            out["channels_first"] = True
+        if self.mean is not None:  # written only when standardised, so other files are what they always were
+            out.update(mean=list(self.mean), std=list(self.std))
+        return out
 
     @classmethod
     def from_json(cls, d: dict) -> Preprocessing:
-        return cls(d["kind"], tuple(d["shape"]), float(d["scale"]), bool(d.get("channels_first", False)))
+        mean, std = d.get("mean"), d.get("std")
+        return cls(d["kind"], tuple(d["shape"]), float(d["scale"]), bool(d.get("channels_first", False)),
+                   None if mean is None else tuple(map(float, mean)), None if std is None else tuple(map(float, std)))
 
 
 @dataclass(frozen=True)
@@ -55,6 +89,9 @@ class Dataset:
 
     With ``task="regression"`` the targets are real values, ``y`` of shape ``(examples, k)``,
     and ``classes`` names the ``k`` target columns.
+
+    ``centred``: the features are already centred at unit scale (the generated toys), so a
+    table is standardised by default only when this is False (see ``data.standardize``).
     """
 
     name: str
@@ -68,6 +105,7 @@ class Dataset:
     y_val: np.ndarray | None = None
     info: dict = field(default_factory=dict)
     task: Literal["classification", "regression"] = "classification"
+    centred: bool = False
 
     @property
     def n_input(self) -> int:

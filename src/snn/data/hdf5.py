@@ -15,9 +15,9 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
-from .checks import MAX_CLASSES, MAX_FILE_BYTES, check_dtype, check_labels, check_nbytes, reason, regular_file, shown
+from .checks import (MAX_CLASSES, MAX_FILE_BYTES, check_class_name, check_dtype, check_labels, check_nbytes, reason,
+                     regular_file)
 
-MAX_CLASS_NAME = 200  # characters; the model file's own limit
 # What h5py raises on a file that is not HDF5, is truncated, or holds what it cannot convert.
 H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, UnicodeDecodeError)
 
@@ -75,7 +75,4 @@ def _class_names(names: np.ndarray, path: Path) -> tuple[str, ...]:
         texts = [bytes(n).decode() for n in names]
     except UnicodeDecodeError as e:
         raise DataError(f"{where}: a class name is not UTF-8 ({reason(e)})") from None
-    for name in texts:
-        if not 0 < len(name) <= MAX_CLASS_NAME or not name.isprintable():
-            raise DataError(f"{where}: class name {shown(name)}; allowed: 1..{MAX_CLASS_NAME} printable characters")
-    return tuple(texts)
+    return tuple(check_class_name(name, where) for name in texts)

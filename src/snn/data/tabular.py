@@ -1,16 +1,27 @@
-"""Generic tables: CSV (numbers, label in the last column) and ``.npz`` archives.
+"""Generic tables: CSV and ``.npz`` archives.
 
-Both are read as untrusted: bounded in size before they are read, every cell a finite
-number, every label a whole number 0..K-1 with K at most ``MAX_CLASSES``, and any fault
-a ``DataError`` naming the file and the row, column or array at fault.
+A CSV is either numbers with the label in the last column (``csv:PATH``), or has a header
+and names its label's column (``csv:PATH?label=species``): the labels are then class names
+(text or numbers), or with ``&task=regression`` real-valued targets; every other column is a
+feature, a number.
+
+Both are read as untrusted: bounded in size before they are read, every feature a finite
+number, every label a whole number 0..K-1 (or a class name) with K at most ``MAX_CLASSES``,
+and any fault a ``DataError`` naming the file and the row, column or array at fault.
 """
 
 from __future__ import annotations
 
+import csv
+import itertools
 import re
 import zipfile
 import zlib
+from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
@@ -19,6 +30,7 @@ from .checks import (
     MAX_CLASSES,
     MAX_CSV_BYTES,
     MAX_FILE_BYTES,
+    check_class_name,
     check_dtype,
     check_features,
     check_labels,
@@ -36,13 +48,62 @@ NPZ_ARRAYS = (*NPZ_KEYS, "x_test", "y_test")
 NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
-def load_csv(path: Path) -> Dataset:
-    """A CSV of numbers, one example a row, the label in the last column.
+TASKS, OPTIONS = ("classification", "regression"), ("label", "task")
+# What a table leaves in a cell it has no value for (compared in lower case, without spaces).
+MISSING = ("", "na", "n/a", "nan", "null", "?")
 
-    The first row is a header when its last field (the label's) is not a number.
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """What follows the path in ``csv:PATH?label=NAME&task=regression``."""
+
+    label: str | None = None  # the label's column, by its header name; None: the last column, numbers 0..K-1
+    task: Literal["classification", "regression"] = "classification"
+
+    def query(self) -> str:
+        """The options as the dataset's name writes them (``?label=petal%20width``), or nothing."""
+        pairs = {"label": self.label, "task": self.task if self.task != "classification" else None}
+        query = urlencode({k: v for k, v in pairs.items() if v is not None})
+        return "?" + query if query else ""
+
+
+def csv_options(spec: str) -> tuple[str, CsvOptions]:
+    """``PATH?label=NAME&task=regression`` as the path and its options.
+
+    Only what follows the last ``?`` can be options, and only if it holds a ``=``: any other
+    ``?`` belongs to the path, which is then resolved like any file's path.
+    """
+    path, mark, query = spec.rpartition("?")
+    if not mark or "=" not in query:
+        return spec, CsvOptions()
+    where = shown(f"csv:{spec}", 100)
+    allowed = "?label=NAME (the label's column in the header), and &task=regression for a numeric target"
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True, max_num_fields=len(OPTIONS))
+    except ValueError as e:  # not key=value pairs, or more of them than there are options
+        raise DataError(f"{where}: options {shown(query)} ({reason(e)}); allowed: {allowed}") from None
+    options = dict(pairs)
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown or len(options) != len(pairs):
+        what = f"unknown option {shown(unknown[0])}" if unknown else "an option given twice"
+        raise DataError(f"{where}: {what}; allowed: {allowed}")
+    label, task = (options.get("label") or "").strip(), options.get("task", TASKS[0])
+    if not label or task not in TASKS:
+        problem = f"task {shown(task)}; allowed: {' or '.join(TASKS)}" if label else "no label name"
+        raise DataError(f"{where}: {problem}" + ("" if label else f"; allowed: {allowed}"))
+    return path, CsvOptions(label, task)
+
+
+def load_csv(path: Path, options: CsvOptions = CsvOptions()) -> Dataset:
+    """A CSV, one example a row: numbers with the label in the last column, or, with
+    ``options.label``, a header and the label in the column it names.
+
+    Without a label name the first row is a header when its last field (the label's) is not a number.
     """
     path = regular_file(path, MAX_CSV_BYTES)
     rows = [(n, line) for n, line in enumerate(NEWLINE.split(_text(path)), 1) if line.strip()]
+    if options.label is not None:
+        return _labelled(path, rows, options)
     header = _header(rows)
     table = _parse(rows, header, path)
 
@@ -118,6 +179,92 @@ def _locate(rows: list[tuple[int, str]], header: list[str] | None, width: int, p
             if not _is_number(field):
                 raise DataError(f"{path}: row {n}, {_column(j, header)}: {shown(field.strip())} is not a number; "
                                 "allowed: numbers only, the label last")
+
+
+def _labelled(path: Path, lines: list[tuple[int, str]], options: CsvOptions) -> Dataset:
+    """A CSV with a header, the label in the column ``options.label`` names, numbers in every other column."""
+    rows = _rows(lines, path)
+    _, header = next(rows, (0, None))
+    if header is None:
+        raise DataError(f"{path}: no header; allowed: a header naming the columns, then one example a row")
+    header, label = [name.strip() for name in header], options.label
+    if header.count(label) != 1:
+        what = f"no column {shown(label)}" if label not in header else f"{header.count(label)} columns {shown(label)}"
+        raise DataError(f"{path}: {what} in the header ({shown(', '.join(header), 80)}); "
+                        "help: csv:PATH?label=NAME names the label's column, once")
+    j, regression, width = header.index(label), options.task == "regression", len(header)
+    # The target last, as in the numbers-only CSV: a regression's is one more column of numbers.
+    numeric = [c for c in range(width) if c != j] + ([j] if regression else [])
+    # One pass keeps each row's numbers as a line of text and its label, not its list of fields:
+    # a large file then takes about as much memory as the numbers-only CSV.
+    texts, labels, numbers = [], [], []
+    for n, fields in rows:
+        if len(fields) != width:
+            raise DataError(f"{path}: row {n} has {len(fields)} fields; allowed: {width}, as in the header")
+        texts.append(",".join(fields[c] for c in numeric))
+        labels.append(fields[j].strip())
+        numbers.append(n)
+    if width < 2 or not texts:
+        raise DataError(f"{path}: {width} column(s), {len(texts)} data row(s); "
+                        "allowed: at least one feature column and a label column, and one example a row")
+    allowed = "numbers in every column" + ("" if regression else f" but the label ({shown(label)})")
+    table = _numbers(texts, lines, numeric, header, path, allowed)
+    if regression:
+        x, y = table[:, :-1], table[:, -1:]
+        classes = (check_class_name(label, f"{path}: the target's column"),)
+    else:
+        x, (y, classes) = table, _classes(labels, numbers, _column(j, header), path)
+    return check_splits(Dataset(f"csv:{path}{options.query()}", x, y, classes, Preprocessing("table", (x.shape[1],)),
+                                task=options.task))
+
+
+def _rows(lines: list[tuple[int, str]], path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each line's fields, as the csv module splits them (quotes allowed), with its row number."""
+    reader = csv.reader((line for _, line in lines), strict=True)
+    try:
+        yield from ((n, fields) for (n, _), fields in zip(lines, reader))
+    except csv.Error as e:
+        raise DataError(f"{path}: row {lines[reader.line_num - 1][0]}: not a CSV row ({reason(e)}); "
+                        "help: quote a field holding a comma or a quote, and close its quotes") from None
+
+
+def _numbers(texts: list[str], lines, columns: list[int], header: list[str], path: Path, allowed: str) -> np.ndarray:
+    """The rows' numbers (``texts``: their ``columns``) as a float table, or a DataError at the first cell of
+    ``lines`` that is no finite number."""
+    try:
+        table = np.loadtxt(texts, delimiter=",", ndmin=2, comments=None, dtype=np.float64)
+        if table.shape == (len(texts), len(columns)) and np.isfinite(table).all():
+            return table
+    except ValueError:
+        pass
+    for n, fields in itertools.islice(_rows(lines, path), 1, None):  # the slow way, once, to name the cell
+        for c in columns:
+            cell, where = fields[c].strip(), f"{path}: row {n}, {_column(c, header)}"
+            if cell.lower() in MISSING:
+                raise DataError(f"{where}: missing value ({shown(cell)}); allowed: {allowed}; "
+                                "help: fill it in or drop that row")
+            if not _is_number(cell):
+                raise DataError(f"{where}: {shown(cell)} is not a number; allowed: {allowed}; "
+                                "help: encode that column as numbers or drop it")
+            if not np.isfinite(float(cell)):
+                raise DataError(f"{where}: {cell} is not a finite number; allowed: {allowed}")
+    raise DataError(f"{path}: not a numeric table; allowed: {allowed}")
+
+
+def _classes(labels: list[str], rows: list[int], column: str, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The labels (of rows ``rows``) as indices into the sorted class names (by value when all are numbers)."""
+    for n, label in zip(rows, labels):
+        if label.lower() in MISSING:
+            raise DataError(f"{path}: row {n}, {column}: missing label ({shown(label)}); "
+                            "allowed: a class name or number in every row; help: fill it in or drop that row")
+    names = set(labels)
+    if len(names) > MAX_CLASSES:
+        raise DataError(f"{path}: {column} holds {len(names)} different labels; allowed: at most "
+                        f"{MAX_CLASSES} classes; help: for a numeric target add &task=regression")
+    numbers = all(_is_number(name) for name in names)
+    names = sorted(names, key=(lambda name: (float(name), name)) if numbers else None)
+    index = {check_class_name(name, f"{path}: {column}"): i for i, name in enumerate(names)}
+    return np.array([index[label] for label in labels], dtype=np.int64), tuple(names)
 
 
 def load_npz(path: Path) -> Dataset:
