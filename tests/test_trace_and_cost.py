@@ -96,6 +96,15 @@ def test_trace_summaries_and_critical_path(known_run):
         critical_path(records, 9)
 
 
+def test_the_critical_path_holds_the_deliveries_that_counted():
+    # A duplicate of forward:0 still ran after the stage had moved on: it is not on the path.
+    records = [row("forward", 0, 0, 0, 0.0, 0.001, 0.004), row("forward", 0, 0, 0, 0.0, 0.001, 0.030, duplicate=True),
+               row("forward", 0, 1, 0, 0.0, 0.001, 0.005), row("loss", 1, 0, 0, 0.006, 0.006, 0.008)]
+    step, path, span = critical_path(records)
+    assert [(r["phase"], r["unit"], r["end"]) for r in path] == [("forward", 1, 0.005), ("loss", 0, 0.008)]
+    assert span == pytest.approx(0.008)
+
+
 def test_trace_of_a_real_run(tmp_path):
     snn.train({**small(epochs=2), "runtime": {"granularity": "neuron"}}, run_dir=tmp_path / "run")
     records = load_records(tmp_path / "run")

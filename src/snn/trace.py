@@ -93,6 +93,8 @@ def critical_path(records: list[dict], step: int | None = None) -> tuple[int, li
 
     Stages of a step run one after the other, so these units are the step's critical
     path. Returns ``(step, path, span)`` with ``span`` from the first send to the last end.
+    Only the deliveries that counted are on it, one a unit (the one that wrote its done
+    record): a duplicate may still be running after its stage has moved on.
     """
     ok = [r for r in records if r["status"] == "ok"]
     if not ok:
@@ -103,10 +105,11 @@ def critical_path(records: list[dict], step: int | None = None) -> tuple[int, li
         raise SnnError(f"step {step} is not in the ledger; it has steps {int(min(r['step'] for r in ok))}.."
                        f"{int(max(r['step'] for r in ok))}")
     stages: dict = defaultdict(list)
-    for r in mine:
+    for r in [r for r in mine if not r["duplicate"]] or mine:
         stages[(r["phase"], int(r["layer"]))].append(r)
     path = [max(rows, key=lambda r: r["end"]) for rows in sorted(stages.values(), key=lambda rs: min(r["sent"] for r in rs))]
-    span = max(r["end"] for r in mine) - min(r["sent"] for r in mine)
+    counted = [r for rows in stages.values() for r in rows]
+    span = max(r["end"] for r in counted) - min(r["sent"] for r in counted)
     return step, path, span
 
 
