@@ -144,6 +144,8 @@ def with_(path, value):
     (("network", "layers", 0, "units"), 1e9, "units"),
     (("network", "layers", 0, "units"), 10**9, "less than or equal"),
     (("network", "layers"), [{"units": 1, "activation": "softmax"}], "softmax output needs at least 2 units"),
+    (("network", "layers"), [{"type": "conv2d", "filters": 2, "kernel": 3, "activation": "softmax"},
+                             {"type": "flatten"}, {"units": 2, "activation": "softmax"}], "not a convolution's maps"),
     (("runtime", "store"), "ftp://x", "unknown store"),
     (("data", "validation_split"), 1.0, "validation_split"),
 ])

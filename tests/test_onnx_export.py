@@ -260,3 +260,23 @@ def test_a_standardised_table_model_in_onnxruntime():
                                  "(per feature), as float32 [N, 6]")
     by_hand = ((x - np.array(pre.mean)) / np.array(pre.std)).astype(np.float32)
     np.testing.assert_allclose(onnx_input(model, x), by_hand, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("targets", [1, 2])
+def test_a_regression_model_exports_its_values(targets):
+    """A regression model's output is its linear units' values, one column a target: never [1 - p, p]."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (200, 5))
+    names = tuple(f"y{j}" for j in range(targets))
+    spec_model = random_model([{"units": 8, "activation": "tanh"}, {"units": targets, "activation": "linear"}], 5,
+                              classes=names, pre=Preprocessing("table", (5,)))
+    model = replace(spec_model, task="regression")
+    proto = to_onnx(model)
+    assert [o.name for o in proto.graph.output] == ["values"]
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": onnx_input(model, x)})
+    expected = model.predict_proba(model.preprocessing.columns(x, model.dtype)).T
+    assert got.shape == (200, targets)
+    assert float(np.abs(got - expected).max()) <= TOLERANCE * max(1.0, float(np.abs(expected).max()))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["snn.task"] == "regression" and meta["snn.output"].startswith(f"values: float32 [N, {targets}]")

@@ -71,6 +71,17 @@ class Conv2DConfig(LayerConfig):
     padding: Literal["valid", "same"] | Annotated[int, Field(ge=0, le=MAX_KERNEL)] = Field(
         "valid", description="valid (none), same (odd kernel, stride 1), or pixels on each side")
 
+    @field_validator("activation")
+    @classmethod
+    def _maps_have_no_softmax(cls, value: str) -> str:
+        # softmax normalises over its input's first axis: a dense layer's units, but a batch of feature
+        # maps' examples, which would make each prediction depend on the others in its batch.
+        if value == "softmax":
+            allowed = ", ".join(a for a in ACTIVATIONS if a != "softmax")
+            raise ValueError(f"softmax is for a dense layer's units (one per class), not a convolution's maps; "
+                             f"allowed here: {allowed}")
+        return value
+
 
 class PoolConfig(LayerConfig):
     size: int = Field(2, gt=0, le=MAX_KERNEL, description="height and width of each window")
@@ -192,6 +203,9 @@ class TrainingConfig(Strict):
     reduce: Literal["allreduce", "scatter-reduce"] = Field(
         "allreduce", description="sync with data:K: one reducer, or K reducers of 1/K of the parameters each")
     fan_in: int = Field(2, ge=2, description="tree: models merged per node")
+    telemetry_every: int | None = Field(
+        None, ge=0, le=MAX_EPOCHS, description="record each neuron's weight and gradient norm, mean activation "
+        "and dead or saturated share every N epochs (telemetry.safetensors); null: about 50 times a run; 0: never")
 
 
 class DataConfig(Strict):

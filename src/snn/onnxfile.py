@@ -32,7 +32,8 @@ from .model import WEIGHTS, Model, model_folder
 
 # Opset 17 with IR version 8: what onnxruntime has read since 1.12, so any recent runtime loads the file.
 OPSET, IR_VERSION = 17, 8
-INPUT, OUTPUT = "input", "probabilities"
+INPUT = "input"
+OUTPUTS = {"classification": "probabilities", "regression": "values"}  # what the output's columns are
 MAX_BYTES = (2 << 30) - (1 << 20)  # one protobuf message holds at most 2 GiB: the weights and room for the graph
 LAYOUTS = {1: "NC", 2: "NHW", 3: "NCHW"}  # by the length of the network's input shape
 
@@ -114,13 +115,13 @@ def to_onnx(model: Model) -> onnx.ModelProto:
     g, x = _Graph(), INPUT
     for l, (layer, p) in enumerate(zip(spec.built, model.params.layers), start=1):
         x = _layer(g, layer, p, x, f"layer{l}")
-    if spec.n_out == 1:  # one sigmoid unit: both classes' probabilities, [1 - p, p], as class_probabilities
+    if spec.n_out == 1 and model.task == "classification":  # one sigmoid unit: [1 - p, p], as class_probabilities
         x = g.op("Concat", [g.op("Sub", [g.tensor("one", 1.0), x], "not_" + x), x], "classes", axis=1)
-    g.op("Identity", [x], OUTPUT)
-    n_classes = len(model.classes)
+    output = OUTPUTS[model.task]
+    g.op("Identity", [x], output)
     graph = helper.make_graph(
         g.nodes, "snn", [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *spec.input_shape])],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", n_classes])], initializer=g.tensors)
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["N", len(model.classes)])], initializer=g.tensors)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="snn", producer_version=__version__,
                               doc_string="An snn model; metadata_props say how raw examples become its input.")
@@ -133,7 +134,9 @@ def metadata(model: Model) -> dict[str, str]:
     """What a user of the file needs besides the graph: how raw examples become its input, what its columns are."""
     pre, shape = model.preprocessing, model.spec.input_shape
     moved = pre.channels_first and len(pre.shape) == 3  # as Preprocessing.columns moves them
-    sigmoid = " ([1 - p, p] from the network's one output unit)" if model.spec.n_out == 1 else ""
+    columns = "class j of snn.classes" if model.task == "classification" else "target j, named in snn.classes"
+    one_unit = model.spec.n_out == 1 and model.task == "classification"
+    sigmoid = " ([1 - p, p] from the network's one output unit)" if one_unit else ""
     return {
         "snn.version": __version__,
         "snn.preprocessing": json.dumps(pre.to_json()),
@@ -143,7 +146,8 @@ def metadata(model: Model) -> dict[str, str]:
                      + f", divided by {pre.scale:g}"
                      + (", minus snn.preprocessing's mean, over its std (per feature)" if pre.mean is not None else "")
                      + f", as float32 [N, {_dims(shape)}]",
-        "snn.output": f"{OUTPUT}: float32 [N, {len(model.classes)}], column j for class j of snn.classes{sigmoid}",
+        "snn.output": f"{OUTPUTS[model.task]}: float32 [N, {len(model.classes)}], column j for {columns}{sigmoid}",
+        "snn.task": model.task,
         "snn.dtype": str(model.dtype),  # the model's own; the graph computes in float32
         "snn.architecture": json.dumps(model.spec.to_json()),
         "snn.dataset": str(model.summary.get("dataset", "")),
