@@ -1,6 +1,8 @@
 """The web page in a real browser: Debian's Chromium driven by Playwright, on loopback."""
 
+import csv
 import json
+import os
 import shutil
 import socket
 import threading
@@ -16,6 +18,7 @@ from playwright.sync_api import sync_playwright
 import snn
 from conftest import REPO
 from snn.service import create_app
+from test_telemetry import dead_unit_run
 from tiny_cnn import tiny_cnn_run
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -105,9 +108,9 @@ def test_upload_a_cat_open_a_neuron_and_see_the_run(server, page, cat, tmp_path)
 
     page.wait_for_selector("#run:not([hidden])")
     page.wait_for_function("() => document.getElementById('run-facts').textContent.includes('invocations')")
-    assert "invocations on" in page.inner_text("#run-facts")
-    curves = page.evaluate("() => { const c = document.getElementById('curves').getContext('2d');"
-                           " return Array.from(c.getImageData(0, 0, 640, 220).data).filter(v => v > 0).length; }")
+    assert "invocations of steps 0 to 299 on 1 worker," in page.inner_text("#run-facts")
+    page.wait_for_selector("#telemetry .multiples")
+    curves = page.locator("#cost-chart canvas").evaluate(f"(c) => ({PIXELS})(c).data.filter(v => v > 0).length")
     assert curves > 1000
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
@@ -217,5 +220,186 @@ def test_class_names_holding_html_and_script_are_shown_as_text(hostile_server, b
         assert page.evaluate("() => window.__pwned") is None
         assert page.evaluate("() => window.__violations") == []
         assert dialogs == []
+    finally:
+        page.close()
+
+
+# --- the run's dashboard: axes and values, every neuron during training, the timeline of a full neuron run ---------
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, data_root):
+    """The original project's job: examples/catvnoncat-4layer.json neuron by neuron, all 2,500 epochs (67
+    invocations a step, 167,500 in all, and the hedges' copies), as `snn train --granularity neuron` runs it."""
+    folder = tmp_path_factory.mktemp("full") / "cat4"
+    started = time.perf_counter()
+    snn.train(REPO / "examples" / "catvnoncat-4layer.json", data_root=data_root, run_dir=folder,
+              **{"runtime.granularity": "neuron"})
+    print(f"\nfull neuron run: {time.perf_counter() - started:.1f} s")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def full_server(full_run):
+    yield from serving(full_run)
+
+
+@pytest.fixture(scope="module")
+def dead_server(tmp_path_factory, data_root):
+    yield from serving(dead_unit_run(tmp_path_factory.mktemp("dead") / "run", data_root))
+
+
+@pytest.fixture(scope="module")
+def shoot(tmp_path_factory):
+    """Save a screenshot of a page or an element under the test's temporary folder, and in $SNN_SCREENSHOTS."""
+    folder = tmp_path_factory.mktemp("screenshots")
+    extra = Path(os.environ["SNN_SCREENSHOTS"]) if os.environ.get("SNN_SCREENSHOTS") else None
+
+    def shoot(target, name):
+        path = folder / name
+        target.screenshot(path=str(path), **({"full_page": True} if hasattr(target, "goto") else {}))
+        if extra:
+            extra.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, extra / name)
+        return path
+
+    return shoot
+
+
+def open_run(browser, server):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/")
+    page.wait_for_selector("#telemetry .multiples")
+    page.wait_for_selector("#timeline[data-steps]")  # drawn, or none to draw
+    return page, errors
+
+
+def hover_middle(page, selector):
+    box = page.locator(selector).first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_the_charts_have_axes_and_say_the_value_under_the_mouse(full_server, full_run, browser, shoot):
+    page, errors = open_run(browser, full_server)
+    try:
+        assert page.inner_text("#cost-chart .x-label") == "epoch" and page.inner_text("#cost-chart .y-label") == "cost"
+        assert page.inner_text("#accuracy-chart .y-label") == "accuracy"
+        history = {int(r["epoch"]): float(r["cost"]) for r in csv.DictReader(open(full_run / "history.csv"))}
+        hover_middle(page, "#cost-chart canvas")
+        tip = page.locator("#cost-chart .tooltip")
+        tip.wait_for(state="visible")
+        epoch, value = int(tip.get_attribute("data-x")), float(tip.get_attribute("data-value"))
+        assert 1000 < epoch < 1500 and value == history[epoch]  # the middle of 2,500 epochs, as history.csv says
+        text = tip.inner_text()
+        assert text.startswith(f"epoch {epoch}: cost ") and float(text.split()[-1]) == pytest.approx(value, rel=1e-5)
+        shoot(page.locator("#run .charts").first, "charts-with-axes.png")
+
+        linear = page.locator("#cost-chart canvas").evaluate(PIXELS)["data"]
+        page.check("#cost-log")
+        assert page.locator("#cost-chart canvas").evaluate(PIXELS)["data"] != linear
+        page.mouse.move(0, 0)
+        hover_middle(page, "#cost-chart canvas")
+        tip.wait_for(state="visible")
+        assert float(tip.get_attribute("data-value")) == history[int(tip.get_attribute("data-x"))]
+        shoot(page.locator("#run .charts").first, "charts-log-scale.png")
+        assert errors == []
+    finally:
+        page.close()
+
+
+# Per lane of LANE pixels: how many of its pixels are drawn in a phase's colour, not the lane's grey background.
+LANES = """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, out = [];
+  for (let top = 0; top + 24 <= c.height - 28; top += 24) {
+    let n = 0;
+    for (let y = top; y < top + 24; y++) for (let x = 0; x < c.width; x++) {
+      const i = 4 * (y * c.width + x), rgb = [d[i], d[i + 1], d[i + 2]];
+      if (d[i + 3] > 0 && Math.max(...rgb) - Math.min(...rgb) > 40) n++;
+    }
+    out.push(n / (24 * c.width));
+  }
+  return out; }"""
+
+
+def test_every_layer_shows_its_neurons_during_training(full_server, browser, shoot):
+    page, errors = open_run(browser, full_server)
+    try:
+        rows = page.locator("#telemetry .multiples")
+        assert rows.count() == 4
+        for l, fourth in zip((1, 2, 3, 4), ("inactive", "inactive", "inactive", "saturated")):
+            row = page.locator(f"#telemetry .multiples[data-layer='{l}']")
+            metrics = row.locator(".chart").evaluate_all("(cs) => cs.map((c) => c.dataset.metric)")
+            assert metrics == ["weight_norm", "grad_norm", "mean_activation", fourth]
+            assert row.locator(".x-label").first.inner_text() == "epoch"
+            canvas = row.locator(".chart canvas").first
+            assert canvas.evaluate(f"(c) => ({PIXELS})(c).data.filter((v) => v > 0).length") > 1000
+        assert "51 samples, from epoch 1 to 2500" in page.inner_text("#telemetry-facts")
+        hover_middle(page, "#telemetry .multiples[data-layer='1'] .chart canvas")
+        assert page.locator("#telemetry .multiples[data-layer='1'] .tooltip").first.inner_text().startswith("epoch ")
+        shoot(page.locator("#telemetry"), "telemetry-multiples.png")
+
+        page.wait_for_function("() => document.getElementById('replay-label').textContent.includes('epoch 2500')")
+        page.locator("#replay-epoch").fill("0")
+        page.wait_for_function("() => document.getElementById('replay-label').textContent.startsWith('epoch 1 ')")
+        first = page.locator("#replay-canvas").evaluate(PIXELS)
+        page.check("#replay-change")
+        page.locator("#replay-epoch").fill(page.locator("#replay-epoch").get_attribute("max"))
+        page.wait_for_function("() => document.getElementById('replay-label').textContent.includes('change since')")
+        assert page.locator("#replay-canvas").evaluate(PIXELS)["data"] != first["data"]
+        assert len(set(first["data"][0::4])) > 100  # 20 units' weights as images, not a blank
+        shoot(page.locator("#replay"), "first-layer-weights.png")
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_the_timeline_of_a_full_neuron_run_is_readable_and_zooms(full_server, browser, shoot):
+    page, errors = open_run(browser, full_server)
+    try:
+        facts = page.inner_text("#run-facts")
+        assert "invocations of steps 0 to 2499 on" in facts and int(facts.split()[0]) >= 167_500
+        labels = page.locator("#lane-labels .lane-label").all_inner_texts()
+        assert [t.split(" ", 3)[:3] for t in labels[:2]] == [["forward", "·", "layer"]] * 2 and len(labels) == 9
+        assert labels[4].startswith("loss") and labels[-1].startswith("backward · layer 1")
+        canvas = page.locator("#timeline-canvas")
+        whole = canvas.evaluate(LANES)
+        # Nine lanes, each drawn, none a solid bar: columns where a lane ran little stay low.
+        assert len(whole) == 9 and all(0.02 < share < 0.9 for share in whole), whole
+        shoot(page, "dashboard-full-neuron-run.png")
+        shoot(page.locator("#timeline"), "timeline-167500-invocations.png")
+        before = canvas.evaluate(PIXELS)["data"]
+
+        page.fill("#step-from", "1000")
+        page.fill("#step-to", "1002")
+        page.click("#zoom")
+        page.wait_for_selector("#timeline[data-steps='1000-1002']")
+        zoomed = canvas.evaluate(LANES)
+        assert canvas.evaluate(PIXELS)["data"] != before and len(zoomed) == 9
+        # Three steps: each lane runs in a few short stretches, in the order of the stages.
+        assert all(0 < share < 0.9 for share in zoomed), zoomed
+        hover_middle(page, "#timeline-canvas")
+        assert " s: " in page.inner_text("#timeline-tip") and "running on average" in page.inner_text("#timeline-tip")
+        shoot(page.locator("#timeline"), "timeline-steps-1000-1002.png")
+        page.click("#zoom-all")
+        page.wait_for_selector("#timeline[data-steps='0-2499']")
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_a_dead_unit_is_flagged_in_red(dead_server, browser, shoot):
+    page, errors = open_run(browser, dead_server)
+    try:
+        row = page.locator("#telemetry .multiples[data-layer='1']")
+        assert row.get_attribute("data-dead") == "3"
+        assert "dead (off on every sampled example): units 3" in row.locator(".flags").inner_text()
+        assert page.locator("#telemetry .multiples[data-layer='2']").get_attribute("data-dead") == ""
+        dead = row.locator(".chart[data-metric='inactive'] canvas").evaluate(PIXELS)["data"]
+        red = sum(1 for i in range(0, len(dead), 4) if dead[i] > 180 and dead[i + 1] < 60 and dead[i + 2] < 60)
+        assert red > 100  # unit 3's line, at 1 all along
+        assert page.get_attribute("#timeline", "data-steps") == "none"  # trained in process: no ledger
+        shoot(page.locator("#telemetry"), "dead-unit-flagged.png")
+        assert errors == []
     finally:
         page.close()

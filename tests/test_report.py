@@ -29,9 +29,12 @@ def test_report_on_a_real_cat_run(cat_run_dir, data_root):
     assert "specificity" in page and "sensitivity" in page and "invocations" in page and "modelled_lambda_usd" in page
     assert "http://" not in page and "https://" not in page  # self-contained
     embedded = re.findall(r'src="data:image/png;base64,', page)
-    assert len(embedded) == 5  # no convolution: no filters drawn
+    assert len(embedded) == 7  # no convolution: no filters drawn; the telemetry and the first layer's weights
     assert "<td>dense</td><td>7</td><td>relu</td><td>86023</td>" in page
-    for name in ("cost", "accuracy", "confusion", "mislabeled", "timeline"):
+    telemetry = re.search(r'<section id="telemetry">(.*?)</section>', page, re.DOTALL).group(1)
+    assert "samples from epoch 1 to 300, each on the same 105 training examples" in telemetry
+    assert 'alt="telemetry per layer"' in telemetry and 'alt="first-layer weights"' in telemetry
+    for name in ("cost", "accuracy", "confusion", "mislabeled", "telemetry", "weights", "timeline"):
         with Image.open(cat_run_dir / "report" / f"{name}.png") as img:
             assert img.format == "PNG" and img.width > 200 and img.height > 100
             pixels = np.asarray(img.convert("L"))
@@ -53,7 +56,7 @@ def test_report_on_a_conv_run_shows_its_layers_and_first_filters(tmp_path_factor
                     ["2", "maxpool2d", "4x13x13", "linear", "0"], ["3", "flatten", "676", "linear", "0"],
                     ["4", "dense", "10", "softmax", "6770"]]
     assert "6810 parameters" in architecture and 'alt="first filters"' in architecture
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == 6
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 7  # the telemetry; no dense first layer to replay
     with Image.open(folder / "report" / "filters.png") as img:
         assert img.width > 200 and np.asarray(img.convert("L")).std() > 5
     assert re.search(r"Mislabeled test images \((\d+)\)", page)
@@ -73,7 +76,7 @@ def test_report_on_the_readme_spiral_run_draws_its_mislabeled_points(spiral_run_
     page = (spiral_run_dir / "report.html").read_text()
     for section in SECTIONS:
         assert f'<section id="{section}">' in page
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == 5
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 6  # with the telemetry, no weights to replay
     wrong = int(re.search(r"Mislabeled test points \((\d+)\)", page).group(1))
     summary = json.loads((spiral_run_dir / "summary.json").read_text())
     assert wrong == round((1 - summary["test_accuracy"]) * summary["n_test"])
@@ -116,6 +119,8 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Path:
      r"the run's dataset cannot be used to report on: .*12288.*2"),
     (lambda f: (f / "history.csv").write_text("epoch,cost\n1,abc\n"), RunFolderError, "history.csv: "),
     (lambda f: (f / "history.csv").write_text("epoch,cost\n"), RunFolderError, "history.csv: no epochs"),
+    (lambda f: (f / "telemetry.safetensors").write_bytes(b"junk"), RunFolderError,
+     "telemetry.safetensors: not a readable safetensors file"),
 ])
 def test_a_tampered_run_folder_is_one_clear_error(spiral_run_dir, tmp_path, data_root, change, error, message):
     folder = copy_run(spiral_run_dir, tmp_path)
@@ -123,6 +128,13 @@ def test_a_tampered_run_folder_is_one_clear_error(spiral_run_dir, tmp_path, data
     with pytest.raises(error, match=message) as e:
         write_report(folder, data_root)
     assert "\n" not in str(e.value)
+
+
+def test_a_run_without_telemetry_says_so(spiral_run_dir, tmp_path):
+    folder = copy_run(spiral_run_dir, tmp_path)
+    (folder / "telemetry.safetensors").unlink()
+    page = write_report(folder).read_text()
+    assert "No telemetry in this run" in page and len(re.findall(r'src="data:image/png;base64,', page)) == 5
 
 
 def edit_json(path: Path, **fields) -> None:

@@ -1,5 +1,6 @@
 """The prediction service through HTTP: every endpoint and every bad input."""
 
+import base64
 import csv
 import html.parser
 import io
@@ -21,6 +22,7 @@ import snn
 from snn import service
 from snn.errors import ConfigError, ModelFileError
 from snn.service import MAX_FORM_BYTES, MAX_JSON_BYTES, MAX_UPLOAD_BYTES, create_app
+from snn.telemetry import read_telemetry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -83,6 +85,48 @@ def test_run_dashboard_data(client):
     assert len(history) == 300 and history[0]["epoch"] == 1 and history[0]["cost"] > history[-1]["cost"]
     ledger = client.get("/run/invocations?limit=50").json()
     assert len(ledger) == 50 and {"phase", "worker", "start", "end", "duplicate"} <= set(ledger[0])
+
+
+def test_the_run_s_telemetry_timeline_and_weights(client, cat_run_dir):
+    model = snn.load_model(cat_run_dir)
+    t = client.get("/run/telemetry").json()
+    saved = read_telemetry(cat_run_dir, model.spec, True)
+    assert t["epochs"] == saved.epochs.tolist() and t["examples"] == 105 and t["samples"] == len(saved.epochs)
+    assert [(l["layer"], l["units"], l["activation"]) for l in t["layers"]] == [(1, 7, "relu"), (2, 1, "sigmoid")]
+    assert t["layers"][0]["metrics"]["grad_norm"] == saved.metric(1, "grad_norm").tolist()
+    assert t["snapshots"]["epochs"] == saved.snapshot_epochs.tolist() and t["snapshots"]["units"] == 7
+
+    last = len(saved.snapshot_epochs) - 1
+    w = client.get(f"/run/telemetry/weights/{last}").json()
+    assert (w["epoch"], w["count"], w["shape"], w["units"]) == (300, last + 1, [64, 64, 3], 7)
+    grey = np.frombuffer(base64.b64decode(w["levels"]), np.uint8).reshape(7, 12288)
+    W = model.params.layers[0]["W"].astype(np.float16).astype(np.float64)
+    assert np.abs(grey - 255 * (W - W.min(1, keepdims=True)) / np.ptp(W, 1, keepdims=True)).max() <= 0.5 + 1e-9
+    assert w["ranges"][0] == pytest.approx([W[0].min(), W[0].max()])
+    assert client.get("/run/telemetry/weights/0?change=true").json()["since"] == 1
+    assert client.get(f"/run/telemetry/weights/{last + 1}").status_code == 404
+
+    whole = client.get("/run/timeline?bins=100").json()
+    assert whole["steps"] == [0, 299] and whole["bins"] == 100 and whole["invocations"] >= 300 * 5
+    assert [l["label"] for l in whole["lanes"]][:2] == ["forward · layer 1", "forward · layer 2"]
+    assert all(len(l["occupancy"]) == 100 for l in whole["lanes"])
+    part = client.get("/run/timeline?step_from=10&step_to=11&bins=5000").json()
+    assert part["step_from"] == 10 and part["bins"] == 2000 and part["invocations"] < whole["invocations"] / 100
+    assert part["seconds"][0] > whole["seconds"][0]
+
+
+def test_a_hostile_telemetry_file_or_ledger_is_a_503_of_one_line(cat_run_dir, tmp_path):
+    run = copied(cat_run_dir, tmp_path / "run")
+    c = app_for(run)
+    (run / "telemetry.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    r = c.get("/run/telemetry")
+    assert r.status_code == 503 and "not a readable safetensors file" in r.json()["error"]
+    assert str(tmp_path) not in r.json()["error"]  # the file's name, never where the server keeps it
+    (run / "telemetry.safetensors").unlink()
+    assert c.get("/run/telemetry").status_code == 404
+    (run / "invocations.csv").write_text("phase,layer,unit,step,attempt,duplicate,worker,start,end\nforward,0\n")
+    r = c.get("/run/timeline")
+    assert r.status_code == 503 and "row 2 is not an invocation snn wrote" in r.json()["error"]
 
 
 def test_page_and_openapi(client):
@@ -190,7 +234,7 @@ def test_the_page_has_no_inline_code_and_every_answer_a_strict_policy(client):
     page.feed(client.get("/").text)
     assert not page.inline
     assert all(not name.startswith("on") and name != "style" for _, attrs in page.tags for name in attrs)
-    assert [a.get("src") for t, a in page.tags if t == "script"] == ["/static/app.js"]
+    assert [a.get("src") for t, a in page.tags if t == "script"] == ["/static/charts.js", "/static/app.js"]
     answers = [client.get("/"), client.get("/static/app.js"), client.get("/health"), client.get("/nowhere"),
                client.post("/predict", content=b"{", headers={"content-type": "application/json"}),
                client.get("/health", headers={"host": "evil.example"})]

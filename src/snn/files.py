@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import stat
 import uuid
 from pathlib import Path
 
@@ -37,6 +38,22 @@ def write_text(path, text: str) -> None:
 
 def write_json(path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_tail(path, max_bytes: int) -> tuple[bytes, bool]:
+    """The header line and the last whole lines, at most ``max_bytes``, of a regular file (never through a
+    link, never a FIFO or a device), and whether lines before them were left out. ``OSError`` otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        header = f.readline(64 << 10)
+        start = max(f.tell(), os.fstat(fd).st_size - max_bytes)
+        f.seek(start)
+        body = f.read(max_bytes)
+    if start > len(header):  # the read began inside a row: drop what is left of it
+        body = body.partition(b"\n")[2]
+    return header + body, start > len(header)
 
 
 def read_table(path) -> list[dict]:

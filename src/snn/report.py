@@ -3,8 +3,10 @@
 Sections: the architecture (each layer's type, output shape and parameters, and a
 convolutional network's first filters as an image); the cost curve; train, validation and test accuracy; the test confusion
 matrix with precision, recall (sensitivity) and specificity; the mislabeled test
-examples (a grid of images, or a scatter plot for 2-D points); the invocation
-timeline; the run's counters and, for runs with a ledger, the modelled Lambda cost.
+examples (a grid of images, or a scatter plot for 2-D points); training seen from inside
+(each layer's neurons: weight and gradient norms, mean activation, dead or saturated share
+over the epochs, flagged units, and the first layer's weights at a few epochs); the
+invocation timeline; the run's counters and, for runs with a ledger, the modelled Lambda cost.
 
 Every file of the run folder is read as untrusted input: a missing or malformed one
 is a ``RunFolderError`` (or the model's ``ModelFileError``, the dataset's ``DataError``)
@@ -35,13 +37,20 @@ from .metrics import accuracy, confusion_matrix, per_class  # noqa: E402
 from .documents import regular_size, schema_problem  # noqa: E402
 from .model import load_model  # noqa: E402
 from .runtime.checkpoint import HistoryRecord  # noqa: E402
+from .telemetry import METRICS, RECTIFIED, Telemetry, evenly, neuron_layers, read_telemetry  # noqa: E402
+from .timeline import lanes_json, read_invocations  # noqa: E402
 from .trace import load_records  # noqa: E402
 
-SECTIONS = ("architecture", "cost", "accuracy", "confusion", "mislabeled", "timeline", "counters")
+SECTIONS = ("architecture", "cost", "accuracy", "confusion", "mislabeled", "telemetry", "timeline", "counters")
 PLOTS = ("history", "importances", "parallel")  # the figures of a tune folder
 MAX_TABLE_BYTES = 256 << 20  # history.csv of a very long run; trials.csv of a very long study
 MAX_SUMMARY_BYTES = 1 << 20
 MAX_FILTERS = 64  # drawn of the first convolution: enough to see what it looks for
+TIMELINE_BINS = 900
+PHASE_COLOURS = {"forward": "tab:blue", "backward": "tab:orange", "loss": "tab:green"}
+REPLAYED_EPOCHS, REPLAYED_UNITS = 4, 8  # the first layer's weights drawn: these many epochs of these many units
+METRIC_TITLES = {"weight_norm": "weight norm", "grad_norm": "gradient norm", "mean_activation": "mean activation",
+                 "inactive": "dead fraction", "saturated": "saturated fraction"}
 
 
 class RunSummary(BaseModel):
@@ -214,17 +223,80 @@ def first_filters(model) -> np.ndarray | None:
     return None
 
 
-def timeline_figure(records, path):
-    fig, ax = plt.subplots(figsize=(8, 3))
-    ok = [r for r in records if r["status"] == "ok"]
-    if ok:
-        workers = sorted({r["worker"] for r in ok})
-        t0 = min(r["sent"] for r in ok)
-        for r in ok:
-            colour = "tab:orange" if r["duplicate"] else ("tab:red" if r["attempt"] else "tab:blue")
-            ax.barh(workers.index(r["worker"]), r["end"] - r["start"], left=r["start"] - t0, color=colour, height=0.8)
-        ax.set_yticks(range(len(workers)), [":".join(w.split(":")[-2:]) for w in workers], fontsize=7)
-    ax.set_xlabel("seconds (blue: first attempt, red: retry, orange: duplicate)")
+def telemetry_figure(t: Telemetry, spec, path: Path) -> Path:
+    """Small multiples: a row per layer with neurons, a panel per metric, a line per neuron; flagged ones in red."""
+    layers, flags = neuron_layers(spec), t.flags(spec)
+    fig, axes = plt.subplots(len(layers), 4, figsize=(12, 2.1 * len(layers)), squeeze=False)
+    for row, (l, layer) in zip(axes, layers):
+        flagged = set(flags[l]["dead"] + flags[l]["saturated"])
+        fourth = "inactive" if layer.activation.name in RECTIFIED else "saturated"
+        for ax, metric in zip(row, METRICS[:3] + (fourth,)):
+            values = t.metric(l, metric)
+            for u in sorted(range(values.shape[1]), key=lambda u: u in flagged):  # flagged ones on top
+                red = u in flagged
+                ax.plot(t.epochs, values[:, u], color="#d00000" if red else "#1f3b57", lw=1.6 if red else 0.7,
+                        alpha=1 if red else 0.5)
+            ax.set_title(f"layer {l} ({layer.activation.name}): {METRIC_TITLES[metric]}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            if metric == fourth:
+                ax.set_ylim(-0.02, 1.02)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def weights_figure(t: Telemetry, shape: tuple[int, ...], path: Path) -> Path:
+    """The first layer's weights as images of the input's shape, at a few epochs (rows) for its first units, and
+    in a last row what training changed in them (random initial weights hide it), each from its least to most."""
+    rows, units = evenly(len(t.snapshot_epochs), REPLAYED_EPOCHS), min(REPLAYED_UNITS, t.snapshots.shape[1])
+    first, last = t.snapshot_epochs[0], t.snapshot_epochs[-1]
+    shown = [(t.snapshots[k], f"epoch {t.snapshot_epochs[k]}") for k in rows]
+    shown.append((t.snapshots[-1].astype(np.float32) - t.snapshots[0], f"change {first}-{last}"))
+    fig, axes = plt.subplots(len(shown), units, figsize=(1.2 * units, 1.35 * len(shown)), squeeze=False)
+    for ax_row, (W, title) in zip(axes, shown):
+        for u, ax in enumerate(ax_row):
+            w = W[u].astype(np.float64)
+            ax.imshow(((w - w.min()) / (np.ptp(w) or 1)).reshape(shape), cmap="gray")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"{title}, unit {u}", fontsize=5.5)
+    return _save(fig, path)
+
+
+def telemetry_section(t: Telemetry | None, model, paths: dict) -> str:
+    """What the telemetry section says: the samples, the flagged units, and its figures."""
+    if t is None:
+        return "<p>No telemetry in this run (training.telemetry_every was 0, or snn did not record it yet).</p>"
+    flagged = [f"layer {l}: {what} units {', '.join(map(str, units))}"
+               for l, kinds in t.flags(model.spec).items() for what, units in kinds.items() if units]
+    text = (f"<p>{len(t.epochs)} samples from epoch {t.epochs[0]} to {t.epochs[-1]}, each on the same {t.examples} "
+            f"training examples. Flagged at the last sample: {html.escape('; '.join(flagged) or 'none')}.</p>")
+    weights = "" if paths["weights"] is None else \
+        f"<h3>The first layer's weights over the epochs</h3>{_img(paths['weights'], 'first-layer weights')}"
+    return f"{text}{_img(paths['telemetry'], 'telemetry per layer')}{weights}"
+
+
+def timeline_figure(run_dir: Path, n_layers: int, path: Path) -> Path:
+    """The ledger as the page draws it: a lane per (phase, layer), its occupancy over time on its own scale
+    (the 98th percentile of its busy bins fills a lane), so 167,500 invocations are not one solid bar."""
+    lanes = {"lanes": []}
+    if (run_dir / "invocations.csv").exists():
+        lanes = lanes_json(read_invocations(run_dir / "invocations.csv"), None, None, TIMELINE_BINS, n_layers)
+    fig, ax = plt.subplots(figsize=(9, 0.45 * max(2, len(lanes["lanes"])) + 0.8))
+    if lanes["lanes"]:
+        t0, t1 = lanes["seconds"]
+        x = np.linspace(t0, t1, lanes["bins"] + 1)[:-1] + (t1 - t0) / lanes["bins"] / 2
+        for k, lane in enumerate(lanes["lanes"]):
+            occupancy = np.asarray(lane["occupancy"])
+            top = np.percentile(occupancy[occupancy > 0], 98) if (occupancy > 0).any() else 1
+            ax.fill_between(x, -k, -k + 0.85 * np.minimum(1, occupancy / top), step="mid", lw=0,
+                            color=PHASE_COLOURS.get(lane["phase"], "tab:gray"))
+        ax.set_yticks([-k + 0.4 for k in range(len(lanes["lanes"]))],
+                      [f"{lane['label']} ({lane['invocations']})" for lane in lanes["lanes"]], fontsize=7)
+        ax.set_ylim(-len(lanes["lanes"]) + 0.9, 1)
+        ax.set_xlim(t0, t1)
+    ax.set_xlabel("seconds since the first invocation (a lane's height: its invocations running at once)")
     return _save(fig, path)
 
 
@@ -276,13 +348,17 @@ def write_report(run_dir: str | Path, data_root=None) -> Path:
     records = _records(run_dir)
     mislabeled, shown = mislabeled_section(model, x_test, y_test, pred, figures / "mislabeled.png")
     kernels = first_filters(model)
+    telemetry = read_telemetry(run_dir, model.spec, model.preprocessing.kind == "image")
+    replayed = telemetry is not None and telemetry.snapshots is not None
     paths = {
+        "telemetry": None if telemetry is None else telemetry_figure(telemetry, model.spec, figures / "telemetry.png"),
+        "weights": weights_figure(telemetry, model.preprocessing.shape, figures / "weights.png") if replayed else None,
         "filters": None if kernels is None else filters_figure(kernels, figures / "filters.png"),
         "cost": cost_figure(history, figures / "cost.png"),
         "accuracy": accuracy_figure(history, summary.test_accuracy, figures / "accuracy.png"),
         "confusion": confusion_figure(C, model.classes, figures / "confusion.png"),
         "mislabeled": mislabeled,
-        "timeline": timeline_figure(records, figures / "timeline.png"),
+        "timeline": timeline_figure(run_dir, len(model.spec.built), figures / "timeline.png"),
     }
     facts = summary.model_dump()
     counters = {k: facts[k] for k in ("epochs", "final_cost", "train_accuracy", "val_accuracy", "test_accuracy",
@@ -293,7 +369,8 @@ def write_report(run_dir: str | Path, data_root=None) -> Path:
 
         counters["modelled_lambda_usd (1769 MB, x86)"] = lambda_cost(records, summary.wall_seconds).total_usd
     page = _html(run_dir, facts, paths, C, stats, model.classes, counters, int((pred != y_test).sum()), len(y_test),
-                 accuracy(y_test, pred), shown, _architecture(model, paths["filters"]))
+                 accuracy(y_test, pred), shown, _architecture(model, paths["filters"]),
+                 telemetry_section(telemetry, model, paths))
     write_text(run_dir / "report.html", page)
     return run_dir / "report.html"
 
@@ -336,7 +413,7 @@ def _architecture(model, filters: Path | None) -> str:
 
 
 def _html(run_dir, summary, paths, C, stats, classes, counters, n_wrong, n_test, test_acc, shown,
-          architecture) -> str:
+          architecture, telemetry) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(c)}</td><td>{stats['precision'][i]:.4f}</td><td>{stats['recall'][i]:.4f}</td>"
@@ -359,6 +436,7 @@ img{{max-width:100%}}</style></head><body>
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>sensitivity</th><th>specificity</th></tr>{rows}</table>
 </section>
 <section id="mislabeled"><h2>Mislabeled test {shown} ({n_wrong})</h2>{mislabeled}</section>
+<section id="telemetry"><h2>Training, seen from inside</h2>{telemetry}</section>
 <section id="timeline"><h2>Invocation timeline</h2>{_img(paths['timeline'], 'invocation timeline')}</section>
 <section id="counters"><h2>Counters</h2><table>{facts}</table></section>
 </body></html>

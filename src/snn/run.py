@@ -7,6 +7,7 @@ loop and writes the run folder::
     history.csv     epoch,cost,train_accuracy,val_accuracy,seconds,val_cost,learning_rate
     summary.json    epochs, final_cost, accuracies, wall_seconds, ...
     model.json, model.safetensors
+    telemetry.safetensors   every neuron's norms and activity, sampled at epoch ends (see telemetry.py)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .runtime.columns import chunk_map
 from .runtime.coordinator import InvocationLimit, StopRequested, UnitFailure
 from .runtime.ledger import Ledger
 from .runtime.session import epoch_source
+from .telemetry import Recorder, interval, read_telemetry
 
 LIVE_EVERY = 2.0  # seconds between rewrites of history.csv and invocations.csv while training
 
@@ -222,6 +224,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
         ledger.resume(read_ledger(folder), checkpoint.counters)
     if start is not None:
         state, start_epoch = continue_from(start, spec, params, state)
+    telemetry = recorder(config, net, X, Y, dataset, folder if resume else None, start_epoch) if save else None
     if save:
         write_json(folder / "config.json", config.model_dump(mode="json"))
     stop_file = folder / STOP_FILE
@@ -242,7 +245,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
         current()
         epoch = history[-1]["epoch"] if epoch is None else epoch
         save_checkpoint(folder, params.flat, state, epoch, history, dict(ledger.counts))
-        write_live(folder, history, ledger)
+        write_live(folder, history, ledger, telemetry)
         return f"a checkpoint of epoch {epoch} was written; help: `snn train --resume {folder}` goes on from it"
 
     threshold = config.training.threshold
@@ -270,11 +273,14 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
                 check_finite(record, config)
                 record["seconds"] = earlier + time.perf_counter() - loop_start
                 history.append(record)
+                if telemetry is not None and telemetry.due(result.epoch):
+                    current()
+                    telemetry.record(result.epoch, params)
                 if on_epoch:
                     on_epoch({**record, **ledger.summary()})
                 if save and time.perf_counter() - flushed > live_every:
                     took = time.perf_counter()
-                    write_live(folder, history, ledger)  # for dashboards watching the run
+                    write_live(folder, history, ledger, telemetry)  # for dashboards watching the run
                     flushed = time.perf_counter()
                     # A long run's ledger grows: keep rewriting it under a tenth of the time.
                     live_every = max(LIVE_EVERY, 10 * (flushed - took))
@@ -306,6 +312,8 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
         raise SnnError("the run stopped before its first epoch ended; nothing to save")
     current()
     loop_seconds = history[-1]["seconds"] - earlier  # to the last epoch's end: not the engine's shutdown
+    if telemetry is not None:
+        telemetry.record(history[-1]["epoch"], params, last=True)  # before the best model replaces the last
     best.restore(params, state)  # with patience, the model saved is the best on validation
 
     summary = summarize(config, dataset, net, params, history, plan, X)
@@ -323,8 +331,23 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
                   {"name": opt.name, **opt.hyperparameters()}, state, summary, dataset.task)
     run = Run(config, model, history, summary, ledger=ledger)
     if save:
+        if telemetry is not None:
+            telemetry.write(folder, now=True)
         run.run_dir = write_run(run, folder)
     return run
+
+
+def recorder(config: Config, net: Network, X, Y, dataset: Dataset, resumed: Path | None,
+             start_epoch: int) -> Recorder | None:
+    """The run's telemetry recorder (None when ``training.telemetry_every`` is 0), going on from the
+    samples of ``resumed`` up to its checkpoint's epoch."""
+    every = interval(config.training.telemetry_every, config.training.epochs)
+    if not every:
+        return None
+    images = dataset.preprocessing.kind == "image"
+    earlier = read_telemetry(resumed, net.spec, images) if resumed else None
+    return Recorder(net, X, Y, every, config.training.epochs, config.training.seed, images,
+                    None if earlier is None else earlier.until(start_epoch))
 
 
 def continue_from(model: Model, spec: NetworkSpec, params: Params, state: dict) -> tuple[dict, int]:
@@ -449,10 +472,12 @@ def history_csv(history: list[dict]) -> str:
     return out.getvalue()
 
 
-def write_live(folder: Path, history: list[dict], ledger: Ledger) -> None:
+def write_live(folder: Path, history: list[dict], ledger: Ledger, telemetry: Recorder | None = None) -> None:
     write_text(folder / "history.csv", history_csv(history))
     if ledger.records:
         write_text(folder / "invocations.csv", ledger.csv())
+    if telemetry is not None:
+        telemetry.write(folder)
 
 
 def write_run(run: Run, folder: Path) -> Path:

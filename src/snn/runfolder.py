@@ -18,7 +18,7 @@ from .errors import RunFolderError
 STOP_FILE, SUMMARY, CHECKPOINT = "STOP", "summary.json", "checkpoint.json"
 # What a training writes; --force removes these (and only these) before starting over.
 RUN_FILES = ("summary.json", "history.csv", "invocations.csv", "checkpoint.json", "runtime.json",
-             "model.json", "model.safetensors", "config.json")
+             "model.json", "model.safetensors", "config.json", "telemetry.safetensors")
 
 
 @contextlib.contextmanager

@@ -8,7 +8,13 @@
     GET  /neuron/{layer}/{unit}  a neuron's incoming weights (first layer: in the input's shape) and bias,
                                  or a convolution filter's kernels
     GET  /run/history            the run's history.csv as JSON (when serving a run folder)
-    GET  /run/invocations        the run's invocation ledger, for the timeline
+    GET  /run/invocations        the run's invocation ledger (its last ``limit`` rows)
+    GET  /run/timeline           the ledger as lanes per (phase, layer): occupancy in ``bins`` time bins
+                                 over the steps ``step_from`` to ``step_to`` (see timeline.py)
+    GET  /run/telemetry          every neuron's weight and gradient norm, mean activation, dead and saturated
+                                 shares per sample, and the flagged units (see telemetry.py)
+    GET  /run/telemetry/weights/{k}   the first layer's weights at its k-th snapshot (``change=true``: less
+                                 those of the first), each unit as 8-bit levels from its least to its greatest
     GET  /                       the web page
 
 /explain gives one entry per layer, in order (so ``layers[i]`` is ``/neuron/{i+1}/...``):
@@ -40,6 +46,7 @@ worker threads, so the event loop always answers; every error is JSON
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import json
@@ -47,8 +54,8 @@ import logging
 import math
 import os
 import re
-import stat
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -64,9 +71,12 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .core.layers import Layer
-from .errors import ConfigError
+from .errors import ConfigError, RunFolderError
+from .files import read_tail
 from .images import as_input
 from .model import Model, load_model
+from .telemetry import FILE as TELEMETRY, as_json, levels, read_telemetry
+from .timeline import lanes_json, read_invocations
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # one image
 MAX_FORM_BYTES = 32 * 1024 * 1024  # a whole multipart body: a batch of uploads
@@ -75,7 +85,6 @@ MAX_PIXELS = 16 * 1024 * 1024  # decompression-bomb guard: far above any model's
 MAX_BATCH = 256
 MAX_MAP_VALUES = 1 << 16  # feature-map pixels per layer in /explain: 64 maps of 32x32, about 200 kB of JSON
 MAX_RUN_FILE_BYTES = 32 * 1024 * 1024  # the tail of a run's CSV that the dashboard reads
-MAX_CSV_HEADER = 64 * 1024
 INFERENCE_THREADS = min(4, os.cpu_count() or 1)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 WEB = Path(__file__).parent / "web"
@@ -358,6 +367,35 @@ def create_app(path: str | Path, allowed_hosts: Iterable[str] | None = None) -> 
         rows = _read_run_table(_run_file(path, is_run, "invocations.csv"), missing_ok=True)
         return rows[-max(1, min(limit, 50_000)):]
 
+    read = _RunFiles()
+    images = model.preprocessing.kind == "image"
+
+    def telemetry_of():
+        return read(_run_file(path, is_run, TELEMETRY), lambda p: read_telemetry(p.parent, model.spec, images))
+
+    @app.get("/run/timeline")
+    def timeline(step_from: int | None = None, step_to: int | None = None, bins: int = 600) -> dict:
+        ledger = read(_run_file(path, is_run, "invocations.csv"), read_invocations)
+        return lanes_json(ledger, step_from, step_to, bins, len(model.spec.built))
+
+    @app.get("/run/telemetry")
+    def telemetry() -> dict:
+        return as_json(telemetry_of(), model.spec)
+
+    @app.get("/run/telemetry/weights/{index}")
+    def snapshot(index: int, change: bool = False) -> dict:
+        t = telemetry_of()
+        count = len(t.snapshot_epochs) if t.snapshots is not None else 0
+        if not 0 <= index < count:
+            _fail(404, f"snapshot {index}: this run has snapshots 0..{count - 1}" if count else
+                  "this run keeps no snapshots of its first layer (it is not dense on images)")
+        W = t.snapshots[index].astype(np.float32)
+        grey, ranges = levels(W - t.snapshots[0] if change else W)
+        return {"index": index, "count": count, "epoch": int(t.snapshot_epochs[index]),
+                "since": int(t.snapshot_epochs[0]) if change else None,
+                "shape": list(model.preprocessing.shape), "units": int(grey.shape[0]), "ranges": ranges.tolist(),
+                "levels": base64.b64encode(grey.tobytes()).decode("ascii")}
+
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -536,6 +574,36 @@ class Guard:
 # --- the run's files -----------------------------------------------------------------------------------------------
 
 
+class _RunFiles:
+    """What was read from a run file, kept while the file stays the same (inode, size, modification time):
+    a finished run's 167,500-row ledger is parsed once, not at every look. One read at a time, so memory
+    holds one parse in progress at most."""
+
+    def __init__(self):
+        self.lock, self.kept = threading.Lock(), {}
+
+    def __call__(self, path: Path, read: Callable[[Path], Any]):
+        with self.lock:
+            try:
+                info = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                _fail(404, f"{path.name} is not written yet")
+            except OSError as e:
+                _fail(503, f"{path.name} cannot be read ({e.strerror or type(e).__name__})")
+            version = (info.st_ino, info.st_size, info.st_mtime_ns)
+            if path.name in self.kept and self.kept[path.name][0] == version:
+                return self.kept[path.name][1]
+            try:
+                value = read(path)
+            except RunFolderError as e:
+                said = str(e).replace(str(path), path.name)  # the file's name, not where the server keeps it
+                _fail(503, said if "help:" in said else f"{said}; help: serve a run folder that snn wrote")
+            if value is None:
+                _fail(404, f"{path.name} is not written yet")
+            self.kept[path.name] = (version, value)
+            return value
+
+
 def _is_run(path: Path) -> bool:
     return path.is_dir() and ((path / "history.csv").exists() or (path / "config.json").exists())
 
@@ -567,17 +635,7 @@ def _read_run_table(path: Path, missing_ok: bool = False) -> list[dict]:
 
 def _tail(path: Path) -> bytes:
     """The header line and the last whole lines of a regular file (never a link, a FIFO or a device)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(0, "not a regular file")
-        header = f.readline(MAX_CSV_HEADER)
-        start = max(f.tell(), os.fstat(fd).st_size - MAX_RUN_FILE_BYTES)
-        f.seek(start)
-        body = f.read(MAX_RUN_FILE_BYTES)
-    if start > len(header):  # the read began inside a row: drop what is left of it
-        body = body.partition(b"\n")[2]
-    return header + body
+    return read_tail(path, MAX_RUN_FILE_BYTES)[0]
 
 
 def _cell(value: str | None):

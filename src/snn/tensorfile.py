@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load, load_file, save_file
 
 from .documents import regular_size, short
 from .errors import SnnError
@@ -38,8 +38,29 @@ def read_tensors(path: Path, error: type[SnnError], min_bytes: int, max_bytes: i
     if not min_bytes <= size <= max_bytes:
         raise error(f"{path}: {size} bytes; its tensors take {min_bytes} to {max_bytes}: it does not hold "
                     "the tensors its model or run needs")
+    return _parsed(path, error, lambda: load_file(str(path)))
+
+
+def read_run_tensors(path: Path, error: type[SnnError], max_bytes: int) -> dict[str, np.ndarray]:
+    """The tensors of a file of at most ``max_bytes`` that a run folder holds (and a server shows): opened
+    without following a link, and only if it is a regular file (a FIFO would block the read)."""
     try:
-        return load_file(str(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e}); help: it must be a plain file, not a link") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{path}: not a regular file")
+        if info.st_size > max_bytes:
+            raise error(f"{path}: {info.st_size} bytes; at most {max_bytes} are read: it is not one snn wrote")
+        data = f.read(max_bytes + 1)
+    return _parsed(path, error, lambda: load(data))
+
+
+def _parsed(path: Path, error: type[SnnError], parse) -> dict[str, np.ndarray]:
+    try:
+        return parse()
     except (SafetensorError, OSError, ValueError, TypeError, KeyError, OverflowError) as e:
         raise error(f"{path}: not a readable safetensors file ({' '.join(str(e).split())[:200]})") from None
 

@@ -1,5 +1,6 @@
 // The snn page: predictions, every neuron's activation and weights (a convolution's feature maps and
-// kernels), and a run's dashboard.
+// kernels), and a run's dashboard: its curves, every neuron during training, and the invocation timeline.
+// The charts come from charts.js.
 "use strict";
 const $ = (id) => document.getElementById(id);
 let model = null;
@@ -8,15 +9,9 @@ let lastInput = null; // {kind: "file", file} or {kind: "array", input}
 async function api(path, options) {
   const response = await fetch(path, options);
   const body = await response.json().catch(() => ({})); // a proxy's error page is not JSON
-  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+  if (!response.ok) throw Object.assign(new Error(body.error || `${response.status} ${response.statusText}`),
+                                        { status: response.status });
   return body;
-}
-
-// The least and greatest of many numbers (spreading a first layer's weights into Math.min overflows the stack).
-function extent(values) {
-  let lo = Infinity, hi = -Infinity;
-  for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
-  return [lo, hi];
 }
 
 function colour(value, lo, hi) {
@@ -33,14 +28,6 @@ function request(path) {
   }
   return api(path, { method: "POST", headers: { "Content-Type": "application/json" },
                      body: JSON.stringify({ input: lastInput.input }) });
-}
-
-// An element with a class and children; strings become text nodes, so nothing is parsed as HTML.
-function element(tag, className = "", children = []) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...(typeof children === "string" ? [children] : children));
-  return node;
 }
 
 async function predict() {
@@ -192,11 +179,16 @@ function blowUp(canvas, source, height = canvas.height) {
   ctx.drawImage(source, 0, 0, canvas.width, height);
 }
 
-function drawWeights(w, shape) {
+// A neuron's incoming weights as a picture of the input's shape (h x w, in grey or RGB), from lo to hi.
+function weightPicture(w, shape, lo, hi) {
   const [h, wd, ch] = shape.length >= 2 ? [shape[0], shape[1], shape[2] || 1] : [1, shape[0], 1];
-  const [lo, hi] = extent(w);
   const rgb = (i) => [0, 1, 2].map((c) => level(w[i * ch + (ch === 3 ? c : 0)], lo, hi));
-  blowUp($("weights"), picture(wd, h, rgb), h === 1 ? 24 : undefined);
+  return picture(wd, h, rgb);
+}
+
+function drawWeights(w, shape) {
+  const [lo, hi] = extent(w);
+  blowUp($("weights"), weightPicture(w, shape, lo, hi), shape.length < 2 ? 24 : undefined);
 }
 
 function setupDrawing(shape) {
@@ -229,55 +221,254 @@ function setupDrawing(shape) {
   };
 }
 
-function drawCurves(history) {
-  const canvas = $("curves"), ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (!history.length) return;
-  const series = [["cost", "#1f3b57"], ["train_accuracy", "#2e8b57"], ["val_accuracy", "#e07000"]];
-  const n = history.length, pad = 30;
-  for (const [key, stroke] of series) {
-    const ys = history.map((r) => r[key]).filter((v) => v !== null);
-    if (!ys.length) continue;
-    const hi = key === "cost" ? extent(ys)[1] : 1;
-    ctx.strokeStyle = stroke; ctx.beginPath();
-    history.forEach((r, i) => {
-      if (r[key] === null) return;
-      const x = pad + (canvas.width - 2 * pad) * (n > 1 ? i / (n - 1) : 0);
-      const y = canvas.height - pad - (canvas.height - 2 * pad) * (r[key] / hi);
-      i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
-      if (n === 1) { ctx.fillStyle = stroke; ctx.fillRect(x - 3, y - 3, 6, 6); } // one epoch: a point
-    });
-    ctx.stroke();
-    ctx.fillStyle = stroke; ctx.fillText(key, canvas.width - 110, 14 + 14 * series.findIndex((s) => s[0] === key));
-  }
-  const last = history[n - 1]; // a run file's cells may be null: nothing here assumes a number
-  ctx.fillStyle = "#222";
-  ctx.fillText(`epoch ${last.epoch}: cost ${typeof last.cost === "number" ? last.cost.toFixed(5) : "?"}`, pad, 14);
+// --- the run's dashboard ---------------------------------------------------------------------------------------------
+
+const run = { cost: null, accuracy: null, history: [], epochs: -1, from: null, to: null, timeline: null };
+const METRIC_NAMES = { weight_norm: "weight norm", grad_norm: "gradient norm", mean_activation: "mean activation",
+                       inactive: "dead fraction", saturated: "saturated fraction" };
+const RECTIFIED = ["relu", "leaky_relu"];
+const NEURON = "rgba(31, 59, 87, 0.45)", WARNING = "#d00000";
+
+function setupRun() {
+  run.cost = chart($("cost-chart"), { y: "cost" });
+  run.accuracy = chart($("accuracy-chart"), { y: "accuracy" });
+  $("cost-log").onchange = drawHistory;
+  $("zoom").onclick = () => {
+    run.from = Number($("step-from").value);
+    run.to = Number($("step-to").value);
+    refreshTimeline();
+  };
+  $("zoom-all").onclick = () => {
+    run.from = run.to = null;
+    $("step-from").value = $("step-to").value = "";
+    refreshTimeline();
+  };
+  $("timeline-canvas").onmousemove = hoverTimeline;
+  $("timeline-canvas").onmouseleave = () => { $("timeline-tip").hidden = true; };
+  $("replay-epoch").oninput = () => showSnapshot(Number($("replay-epoch").value));
+  $("replay-change").onchange = () => showSnapshot(Number($("replay-epoch").value));
+  $("replay-play").onclick = playReplay;
 }
 
-function drawGantt(rows) {
-  const canvas = $("gantt"), ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (!rows.length) { ctx.fillText("no invocations: this run trained in process", 10, 20); return; }
-  const workers = [...new Set(rows.map((r) => r.worker || "coordinator"))];
-  const t0 = extent(rows.map((r) => r.start))[0], t1 = extent(rows.map((r) => r.end))[1];
-  const lane = (canvas.height - 10) / workers.length;
-  for (const r of rows) {
-    const x = 5 + (canvas.width - 10) * (r.start - t0) / (t1 - t0 || 1);
-    const w = Math.max(1, (canvas.width - 10) * (r.end - r.start) / (t1 - t0 || 1));
-    ctx.fillStyle = r.duplicate ? "#c07000" : r.attempt > 0 ? "#b00020" : "#4a7fb0";
-    ctx.fillRect(x, 5 + lane * workers.indexOf(r.worker || "coordinator"), w, lane - 2);
-  }
-  $("run-facts").textContent = `${rows.length} invocations on ${workers.length} workers`;
-}
-
+// Every 2 s: the history; the telemetry and the timeline again only when an epoch has ended since.
 async function refreshRun() {
   try {
-    drawCurves(await api("/run/history"));
-    drawGantt(await api("/run/invocations?limit=3000"));
+    run.history = await api("/run/history");
   } catch (e) {
     $("run-facts").textContent = e.message;
+    return;
   }
+  const last = run.history.length ? run.history[run.history.length - 1].epoch : 0;
+  if (last === run.epochs) return;
+  run.epochs = last;
+  drawHistory();
+  await Promise.all([refreshTelemetry(), refreshTimeline()]);
+}
+
+function drawHistory() {
+  const series = (keys) => keys.map(([key, name, colour]) =>
+    ({ name, colour, points: run.history.map((r) => [r.epoch, r[key]]) }));
+  plot(run.cost, series([["cost", "cost", "#1f3b57"], ["val_cost", "validation cost", "#e07000"]]),
+       { log: $("cost-log").checked });
+  plot(run.accuracy, series([["train_accuracy", "train accuracy", "#2e8b57"],
+                             ["val_accuracy", "validation accuracy", "#e07000"]]), { yRange: [0, 1] });
+}
+
+// --- every neuron during training: small multiples per layer, and the first layer's weights replayed
+
+async function refreshTelemetry() {
+  let t;
+  try {
+    t = await api("/run/telemetry");
+  } catch (e) {
+    $("telemetry-facts").textContent = e.status === 404 ? "No telemetry in this run (training.telemetry_every is 0, " +
+      "or it was trained before snn recorded it)." : e.message;
+    $("telemetry").replaceChildren();
+    return;
+  }
+  const [first, last] = [t.epochs[0], t.epochs[t.epochs.length - 1]];
+  $("telemetry-facts").textContent = `${t.samples} samples, from epoch ${first} to ${last}, each on the same ` +
+    `${t.examples} training examples; flagged at the last one.`;
+  $("telemetry").replaceChildren(...t.layers.map((layer) => multiples(layer, t.epochs)));
+  setupReplay(t.snapshots);
+}
+
+// A layer's row: one chart per metric, one thin line per neuron, its flagged neurons in red (drawn last, on top).
+function multiples(layer, epochs) {
+  const flagged = new Set([...layer.dead, ...layer.saturated]);
+  const charts = element("div", "charts");
+  const what = (layer.type === "conv2d" ? "filter" : "unit") + (layer.units === 1 ? "" : "s");
+  const row = element("div", "multiples", [
+    element("h4", "", `layer ${layer.layer}: ${layer.type}, ${layer.units} ${what}, ${layer.activation}`), charts,
+    flagsLine(layer)]);
+  row.dataset.layer = layer.layer;
+  row.dataset.dead = layer.dead.join(",");
+  row.dataset.saturated = layer.saturated.join(",");
+  const fourth = RECTIFIED.includes(layer.activation) ? "inactive" : "saturated";
+  for (const metric of ["weight_norm", "grad_norm", "mean_activation", fourth]) {
+    const c = chart(charts, { width: 250, height: 130, y: METRIC_NAMES[metric] });
+    c.box.dataset.metric = metric;
+    const rows = layer.metrics[metric]; // one row per sample, one column per unit
+    const units = rows[0].map((_, u) => u).sort((a, b) => flagged.has(a) - flagged.has(b));
+    const lines = units.map((u) => ({ name: `unit ${u}`, colour: flagged.has(u) ? WARNING : NEURON,
+                                      width: flagged.has(u) ? 2 : 1, points: epochs.map((e, i) => [e, rows[i][u]]) }));
+    plot(c, lines, { yRange: metric === fourth ? [0, 1] : null, legend: false });
+  }
+  return row;
+}
+
+function flagsLine(layer) {
+  const parts = [];
+  if (layer.dead.length) parts.push(`dead (off on every sampled example): units ${layer.dead.join(", ")}`);
+  if (layer.saturated.length) {
+    parts.push(`saturated (near a bound on most examples): units ${layer.saturated.join(", ")}`);
+  }
+  return element("p", parts.length ? "flags warning" : "flags hint", parts.join("; ") || "no dead or saturated units");
+}
+
+const replay = { snapshots: null, cache: new Map(), timer: null };
+
+function setupReplay(snapshots) {
+  $("replay").hidden = !snapshots;
+  if (!snapshots) return;
+  const slider = $("replay-epoch");
+  const grew = !replay.snapshots || replay.snapshots.epochs.length !== snapshots.epochs.length;
+  replay.snapshots = snapshots;
+  slider.max = snapshots.epochs.length - 1;
+  if (grew) slider.value = slider.max; // a live run: follow its newest snapshot
+  showSnapshot(Number(slider.value));
+}
+
+// Snapshot k: the weights, or (the box ticked) what training changed in them since the first snapshot, which
+// random initial weights otherwise hide.
+async function showSnapshot(k) {
+  const change = $("replay-change").checked, key = `${k}:${replay.snapshots.epochs[k]}:${change}`;
+  try {
+    if (!replay.cache.has(key)) replay.cache.set(key, await api(`/run/telemetry/weights/${k}?change=${change}`));
+  } catch (e) {
+    $("replay-label").textContent = e.message;
+    return;
+  }
+  const snap = replay.cache.get(key);
+  $("replay-label").textContent = `epoch ${snap.epoch} (snapshot ${k + 1} of ${snap.count}): ${snap.units} units, ` +
+    `each from its least (dark) to its greatest ${change ? `change since epoch ${snap.since}` : "weight"} (light)`;
+  drawSnapshot(snap);
+}
+
+// The first layer's units side by side, each its weights as an image of the input's shape.
+function drawSnapshot(snap) {
+  const levels = Uint8Array.from(atob(snap.levels), (c) => c.charCodeAt(0)), n = levels.length / snap.units;
+  const canvas = $("replay-canvas"), cols = Math.min(snap.units, 10), tile = Math.floor(canvas.width / cols);
+  canvas.height = tile * Math.ceil(snap.units / cols);
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  for (let u = 0; u < snap.units; u++) {
+    const image = weightPicture(levels.subarray(u * n, (u + 1) * n), snap.shape, 0, 255);
+    ctx.drawImage(image, (u % cols) * tile + 1, Math.floor(u / cols) * tile + 1, tile - 2, tile - 2);
+  }
+}
+
+function playReplay() {
+  if (replay.timer) {
+    clearInterval(replay.timer);
+    replay.timer = null;
+    $("replay-play").textContent = "Play";
+    return;
+  }
+  $("replay-play").textContent = "Pause";
+  replay.timer = setInterval(() => {
+    const slider = $("replay-epoch");
+    slider.value = (Number(slider.value) + 1) % (Number(slider.max) + 1);
+    showSnapshot(Number(slider.value));
+  }, 600);
+}
+
+// --- the invocation timeline: a lane per (phase, layer), occupancy per pixel column, computed by the server
+
+const LANE = 24, FLAG_ROW = 8, AXIS = 20, TL = { left: 2, right: 12 };
+const PHASE_COLOURS = { forward: "#4a7fb0", backward: "#e07000", loss: "#2e8b57" };
+
+async function refreshTimeline() {
+  const canvas = $("timeline-canvas");
+  const query = new URLSearchParams({ bins: canvas.width - TL.left - TL.right });
+  if (run.from !== null) query.set("step_from", run.from);
+  if (run.to !== null) query.set("step_to", run.to);
+  try {
+    run.timeline = await api(`/run/timeline?${query}`);
+  } catch (e) {
+    run.timeline = null;
+    $("lane-labels").replaceChildren();
+    canvas.height = 30;
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#666";
+    ctx.fillText(e.status === 404 ? "no invocations: this run trained in process" : e.message, 10, 20);
+    $("run-facts").textContent = e.status === 404 ? "" : e.message;
+    $("timeline").dataset.steps = "none";
+    return;
+  }
+  drawTimeline(run.timeline);
+}
+
+function drawTimeline(t) {
+  const canvas = $("timeline-canvas"), ctx = canvas.getContext("2d");
+  canvas.height = t.lanes.length * LANE + FLAG_ROW + AXIS;
+  const width = canvas.width - TL.left - TL.right, col = width / t.bins;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  t.lanes.forEach((lane, k) => {
+    const top = k * LANE, peak = typical(lane.occupancy);
+    ctx.fillStyle = k % 2 ? "#f3f3f3" : "#fafafa";
+    ctx.fillRect(TL.left, top, width, LANE);
+    ctx.fillStyle = PHASE_COLOURS[lane.phase] || "#777";
+    lane.occupancy.forEach((v, i) => {
+      if (v <= 0) return;
+      const h = Math.max(1, (LANE - 3) * Math.min(1, v / peak)); // each lane on its own scale: small layers show
+      ctx.fillRect(TL.left + i * col, top + LANE - 1 - h, Math.max(1, col), h);
+    });
+  });
+  ctx.fillStyle = "#b00020";
+  t.flagged.forEach((n, i) => {
+    if (n) ctx.fillRect(TL.left + i * col, t.lanes.length * LANE + 2, Math.max(1, col), 5);
+  });
+  const [s0, s1] = t.seconds, f = { x: (v) => TL.left + width * (s1 > s0 ? (v - s0) / (s1 - s0) : 0) };
+  const y = canvas.height - AXIS;
+  ctx.fillStyle = "#444";
+  ctx.strokeStyle = "#888";
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (const v of ticks(s0, s1, 8)) {
+    const x = Math.round(f.x(v)) + 0.5;
+    ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x, y + 4); ctx.stroke();
+    ctx.fillText(short(v), x, y + 6);
+  }
+  $("lane-labels").replaceChildren(...t.lanes.map((lane) => element("div", "lane-label", [
+    lane.label, element("span", "hint", ` ${lane.invocations} calls, ${lane.busy_seconds.toFixed(1)} s`)])));
+  if (!$("step-from").value) $("step-from").value = t.step_from;
+  if (!$("step-to").value) $("step-to").value = t.step_to;
+  [$("step-from").min, $("step-from").max, $("step-to").min, $("step-to").max] = [...t.steps, ...t.steps];
+  $("run-facts").textContent = `${t.invocations} invocations of steps ${t.step_from} to ${t.step_to} on ` +
+    `${t.workers} worker${t.workers === 1 ? "" : "s"}, over ${(s1 - s0).toFixed(3)} s` +
+    (t.truncated ? " (the ledger's last rows only)" : "");
+  $("timeline").dataset.steps = `${t.step_from}-${t.step_to}`; // what is drawn, for whoever waits for it
+}
+
+// A lane's full height: the 98th percentile of its busy columns, so one straggler does not flatten the rest.
+function typical(values) {
+  const busy = values.filter((v) => v > 0).sort((a, b) => a - b);
+  return busy.length ? busy[Math.floor(0.98 * (busy.length - 1))] : 1;
+}
+
+function hoverTimeline(e) {
+  const t = run.timeline, canvas = $("timeline-canvas"), tip = $("timeline-tip");
+  const r = canvas.getBoundingClientRect(), px = e.clientX - r.left, py = e.clientY - r.top;
+  const lane = t && t.lanes[Math.floor(py / LANE)], width = canvas.width - TL.left - TL.right;
+  const i = Math.floor((px - TL.left) / (width / (t ? t.bins : 1)));
+  if (!lane || i < 0 || i >= t.bins) { tip.hidden = true; return; }
+  const [s0, s1] = t.seconds, bin = (s1 - s0) / t.bins;
+  tip.textContent = `${lane.label}, ${(s0 + i * bin).toFixed(3)} to ${(s0 + (i + 1) * bin).toFixed(3)} s: ` +
+    `${lane.occupancy[i]} running on average`;
+  place(tip, canvas, px, py);
 }
 
 // Dense layers as sizes, 784-16-10 (relu, softmax); other kinds by type and output shape.
@@ -305,6 +496,7 @@ async function start() {
   };
   if (model.is_run) {
     $("run").hidden = false;
+    setupRun();
     refreshRun();
     setInterval(refreshRun, 2000);
   }
