@@ -19,6 +19,7 @@ from ..functions import handler
 
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection to a cluster's head
 PROBE_TIMEOUT = 30.0  # seconds for the head to answer as Ray does (the probe is killed then)
+WORKERS_TIMEOUT = 120.0  # seconds for every warm worker to start on a loaded cluster
 
 # Ask the head for its cluster id, as ray.init would, with Ray's own waits cut short.
 # Exit 3: this Ray has no such client, so nothing could be checked.
@@ -132,6 +133,13 @@ class RayEngine:
         self._workers = [worker.remote() for _ in range(n)]
         self._flying = [0] * n  # calls in flight per worker
         self._on: dict = {}  # call -> index of its worker, until it is seen finished
+        # Warm before the first step: a worker's process start and imports (a second or more) are
+        # the engine's start, not the first epoch's.
+        ready, _ = ray.wait([w.ready.remote() for w in self._workers], num_returns=n, timeout=WORKERS_TIMEOUT)
+        if len(ready) < n:
+            self.close()
+            raise SnnError(f"only {len(ready)} of {n} Ray workers started within {WORKERS_TIMEOUT:g} s; help: check "
+                           "that the cluster has free CPUs (`ray status`), or pass --workers N")
 
     def submit(self, events):
         calls = []
@@ -172,6 +180,9 @@ class RayEngine:
 
 class Worker:
     """A warm worker: the handler, in a process that stays up between calls."""
+
+    def ready(self) -> bool:
+        return True
 
     def run(self, event: dict) -> dict:
         return handler(event)
