@@ -30,8 +30,10 @@ def test_train_writes_the_run_folder(cat_run):
     for key in ("final_cost", "train_accuracy", "test_accuracy", "wall_seconds"):
         assert key in summary
     # The last epoch is checkpointed too (crash-safe by default): --resume --epochs N goes further.
+    # Telemetry is recorded by default (about 50 probes a run).
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-60.safetensors", "checkpoint.json", "config.json",
-                                                      "history.csv", "model.json", "model.safetensors", "summary.json"]
+                                                      "history.csv", "model.json", "model.safetensors", "summary.json",
+                                                      "telemetry.safetensors"]
     lines = (out / "history.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,cost,train_accuracy,val_accuracy,seconds") and len(lines) == 61
     assert float(lines[1].split(",")[1]) == pytest.approx(0.6930497356599888, abs=1e-14)  # the course's first cost
