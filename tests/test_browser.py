@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -266,14 +267,27 @@ def shoot(tmp_path_factory):
     return shoot
 
 
-def open_run(browser, server):
+@contextmanager
+def watched_page(browser, url):
+    """A page opened at ``url``; closed after, and no script error allowed on it."""
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server + "/")
-    page.wait_for_selector("#telemetry .multiples")
-    page.wait_for_selector("#timeline[data-steps]")  # drawn, or none to draw
-    return page, errors
+    try:
+        page.goto(url)
+        yield page
+        assert errors == []
+    finally:
+        page.close()
+
+
+@contextmanager
+def run_page(browser, server):
+    """A page on a run's dashboard, its charts drawn."""
+    with watched_page(browser, server + "/") as page:
+        page.wait_for_selector("#telemetry .multiples")
+        page.wait_for_selector("#timeline[data-steps]")  # drawn, or none to draw
+        yield page
 
 
 def hover_middle(page, selector):
@@ -282,8 +296,7 @@ def hover_middle(page, selector):
 
 
 def test_the_charts_have_axes_and_say_the_value_under_the_mouse(full_server, full_run, browser, shoot):
-    page, errors = open_run(browser, full_server)
-    try:
+    with run_page(browser, full_server) as page:
         assert page.inner_text("#cost-chart .x-label") == "epoch" and page.inner_text("#cost-chart .y-label") == "cost"
         assert page.inner_text("#accuracy-chart .y-label") == "accuracy"
         history = {int(r["epoch"]): float(r["cost"]) for r in csv.DictReader(open(full_run / "history.csv"))}
@@ -304,9 +317,6 @@ def test_the_charts_have_axes_and_say_the_value_under_the_mouse(full_server, ful
         tip.wait_for(state="visible")
         assert float(tip.get_attribute("data-value")) == history[int(tip.get_attribute("data-x"))]
         shoot(page.locator("#run .charts").first, "charts-log-scale.png")
-        assert errors == []
-    finally:
-        page.close()
 
 
 # Per lane of LANE pixels: how many of its pixels are drawn in a phase's colour, not the lane's grey background.
@@ -323,8 +333,7 @@ LANES = """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.h
 
 
 def test_every_layer_shows_its_neurons_during_training(full_server, browser, shoot):
-    page, errors = open_run(browser, full_server)
-    try:
+    with run_page(browser, full_server) as page:
         rows = page.locator("#telemetry .multiples")
         assert rows.count() == 4
         for l, fourth in zip((1, 2, 3, 4), ("inactive", "inactive", "inactive", "saturated")):
@@ -349,14 +358,10 @@ def test_every_layer_shows_its_neurons_during_training(full_server, browser, sho
         assert page.locator("#replay-canvas").evaluate(PIXELS)["data"] != first["data"]
         assert len(set(first["data"][0::4])) > 100  # 20 units' weights as images, not a blank
         shoot(page.locator("#replay"), "first-layer-weights.png")
-        assert errors == []
-    finally:
-        page.close()
 
 
 def test_the_timeline_of_a_full_neuron_run_is_readable_and_zooms(full_server, browser, shoot):
-    page, errors = open_run(browser, full_server)
-    try:
+    with run_page(browser, full_server) as page:
         facts = page.inner_text("#run-facts")
         assert "invocations of steps 0 to 2499 on" in facts and int(facts.split()[0]) >= 167_500
         labels = page.locator("#lane-labels .lane-label").all_inner_texts()
@@ -383,14 +388,10 @@ def test_the_timeline_of_a_full_neuron_run_is_readable_and_zooms(full_server, br
         shoot(page.locator("#timeline"), "timeline-steps-1000-1002.png")
         page.click("#zoom-all")
         page.wait_for_selector("#timeline[data-steps='0-2499']")
-        assert errors == []
-    finally:
-        page.close()
 
 
 def test_a_dead_unit_is_flagged_in_red(dead_server, browser, shoot):
-    page, errors = open_run(browser, dead_server)
-    try:
+    with run_page(browser, dead_server) as page:
         row = page.locator("#telemetry .multiples[data-layer='1']")
         assert row.get_attribute("data-dead") == "3"
         assert "dead (off on every sampled example): units 3" in row.locator(".flags").inner_text()
@@ -400,6 +401,28 @@ def test_a_dead_unit_is_flagged_in_red(dead_server, browser, shoot):
         assert red > 100  # unit 3's line, at 1 all along
         assert page.get_attribute("#timeline", "data-steps") == "none"  # trained in process: no ledger
         shoot(page.locator("#telemetry"), "dead-unit-flagged.png")
-        assert errors == []
-    finally:
-        page.close()
+
+
+# --- a table model: a row typed into the page -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def iris_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("iris") / "run"
+    snn.train(REPO / "examples" / "iris.yaml", run_dir=folder)
+    yield from serving(folder)
+
+
+def test_a_table_model_takes_a_row_typed_into_its_fields(iris_server, browser, shoot):
+    with watched_page(browser, iris_server + "/") as page:
+        page.wait_for_selector("#row-box:not([hidden])")
+        assert page.locator("#upload").is_hidden()
+        names = page.locator("#row-fields .feature span").all_inner_texts()
+        assert names == ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+        for j, value in enumerate([6.9, 3.1, 5.4, 2.1]):  # a virginica of the iris table
+            page.fill(f"#feature-{j}", str(value))
+        page.click("#row-predict")
+        page.wait_for_selector("#bars .bar")
+        assert page.inner_text("#label").startswith("virginica (")
+        assert page.locator("#layers .cell").count() == 16 + 3
+        shoot(page, "table-row.png")

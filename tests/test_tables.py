@@ -6,6 +6,7 @@ trained and tested on the same CSV rows in the same test.
 """
 
 import json
+import re
 import time
 import warnings
 from dataclasses import replace
@@ -229,7 +230,10 @@ def test_a_model_without_mean_and_std_reads_its_inputs_exactly_as_before():
                                          r"\(got 0.0\)"),
     (lambda p: p.update(std=[1.0, -2.0]), r"preprocessing.std.1"),
     (lambda p: p.pop("std"), r"mean and std come together, and only for a table"),
-    (lambda p: p.update(kind="image", shape=[1, 2]), r"mean and std come together, and only for a table"),
+    (lambda p: p.update(kind="image", shape=[1, 2]), r"features names a table's columns; an image has none"),
+    (lambda p: p.pop("features") and p.update(kind="image", shape=[1, 2]), r"mean and std come together, and only "),
+    (lambda p: p.update(features=["a", "a"]), r"2 feature names for 2 features; allowed: one distinct name each"),
+    (lambda p: p.update(features=["a"]), r"1 feature names for 2 features"),
     (lambda p: p.update(mean=[1.0, "2"]), r"preprocessing.mean.1: Input should be a valid number"),
     (lambda p: p.update(mean=[1.0, 1e400]), r"model.json: "),
 ])
@@ -279,6 +283,90 @@ def test_a_named_column_with_spaces_and_a_regression_target(tmp_path):
     assert run.model.task == "regression" and run.model.spec.loss == "mse"
     assert run.history[-1]["cost"] < 0.01 * run.history[0]["cost"]  # linear: standardised, it is found at once
     assert load_dataset(run.summary["dataset"]).task == "regression"
+
+
+@pytest.fixture(scope="module")
+def price_run(tmp_path_factory):
+    """A regression model of a CSV (a target in dollars, features at 1 and 100), saved as a run folder."""
+    folder = tmp_path_factory.mktemp("price")
+    x = np.random.default_rng(0).normal(size=(200, 2)) * [1.0, 100.0]
+    target = 3 * x[:, 0] - x[:, 1] / 50
+    rows = (f"{a!r},{b!r},{t!r}\n" for (a, b), t in zip(x.tolist(), target.tolist()))
+    (folder / "r.csv").write_text("a,b,price in $\n" + "".join(rows))
+    run = snn.train(config(f"csv:{folder / 'r.csv'}?label=price%20in%20%24&task=regression",
+                           [{"units": 1, "activation": "linear"}], 200), run_dir=folder / "run")
+    return run, x
+
+
+def test_the_service_answers_a_regression_with_its_values_by_target(price_run):
+    run, x = price_run
+    client = TestClient(create_app(run.run_dir), base_url="http://127.0.0.1")
+    expected = run.model.predict_proba(run.model.preprocessing.columns(x[:3]))[0]
+    got = client.post("/predict/batch", json={"inputs": x[:3].tolist()})
+    assert got.status_code == 200, got.text
+    assert [a["values"]["price in $"] for a in got.json()] == pytest.approx(expected.tolist(), abs=1e-12)
+    named = client.post("/predict", json={"input": {"b": x[0, 1], "a": x[0, 0]}}).json()  # by name, any order
+    assert named == {"values": {"price in $": pytest.approx(float(expected[0]), abs=1e-12)}}
+    for row, message in [({"a": 1.0}, "no value for 'b'"), ({"a": 1, "b": 2, "c": 3}, "no feature 'c'"),
+                         ({"a": "x", "b": 2}, "finite numbers")]:
+        answer = client.post("/predict", json={"input": row})
+        assert answer.status_code == 422 and message in answer.json()["error"], answer.text
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "Values" in schema and "Prediction" not in schema
+
+
+def test_snn_predict_reads_a_csv_by_its_column_names(table_run, price_run, tmp_path):
+    run, x, labels = table_run
+    # The columns reordered, the label's column kept: the model picks its features by name.
+    path = tmp_path / "new.csv"
+    path.write_text("species,height (mm),rain (m)\n" +
+                    "".join(f"{lab},{b!r},{a!r}\n" for (a, b), lab in zip(x[:6].tolist(), labels)))
+    result = CliRunner().invoke(app, ["predict", str(run.run_dir), str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    answers = json.loads(result.output)
+    p = run.model.class_probabilities(run.model.preprocessing.columns(x[:6])).T
+    assert [a["row"] for a in answers] == [2, 3, 4, 5, 6, 7] and {a["file"] for a in answers} == {str(path)}
+    assert [a["label"] for a in answers] == [run.model.classes[k] for k in p.argmax(axis=1)]
+    assert [a["probabilities"]["wet"] for a in answers] == pytest.approx(p[:, 1].tolist(), abs=1e-12)
+    price, px = price_run
+    (tmp_path / "p.csv").write_text("b,a\n" + "".join(f"{b!r},{a!r}\n" for a, b in px[:2].tolist()))
+    result = CliRunner().invoke(app, ["predict", str(price.run_dir), str(tmp_path / "p.csv"), "--json"])
+    assert result.exit_code == 0, result.output
+    values = [a["values"]["price in $"] for a in json.loads(result.output)]
+    assert values == pytest.approx(price.model.predict_proba(price.model.preprocessing.columns(px[:2]))[0].tolist())
+
+
+@pytest.mark.parametrize("text, match", [
+    ("height (mm)\n1\n", r"no column 'rain \(m\)' in the header; allowed: a header naming each of the model's "
+                          r"features once \('rain \(m\), height \(mm\)'\)"),
+    ("1,2\n3,4\n", r"no header; allowed: a header naming the model's features"),
+    ("rain (m),height (mm)\n1,2\n3\n", r"row 3 has 1 fields; allowed: 2, as in row 1"),
+    ("rain (m),height (mm)\n1,NA\n", r"row 2, column 2 \('height \(mm\)'\): missing value \('NA'\)"),
+    ("rain (m),height (mm)\n", r"no data rows under its header"),
+    ("", r"no rows"),
+])
+def test_a_bad_csv_to_predict_is_one_line_with_exit_code_2(table_run, tmp_path, text, match):
+    (tmp_path / "bad.csv").write_text(text)
+    result = CliRunner().invoke(app, ["predict", str(table_run[0].run_dir), str(tmp_path / "bad.csv")],
+                                env={"COLUMNS": "500"})
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert re.search(match, result.output), result.output
+
+
+def test_a_model_without_feature_names_takes_its_columns_in_order(tmp_path):
+    x = np.random.default_rng(1).normal(size=(60, 2))
+    path = tmp_path / "plain.csv"
+    path.write_text("".join(f"{a!r},{b!r},{int(a > b)}\n" for a, b in x.tolist()))
+    run = snn.train(config(f"csv:{path}", [{"units": 1, "activation": "sigmoid"}], 5), run_dir=tmp_path / "run")
+    assert run.model.preprocessing.features is None
+    (tmp_path / "rows.csv").write_text("u,v\n" + "".join(f"{a!r},{b!r}\n" for a, b in x[:3].tolist()))
+    result = CliRunner().invoke(app, ["predict", str(run.run_dir), str(tmp_path / "rows.csv"), "--json"])
+    assert result.exit_code == 0, result.output
+    p = run.model.class_probabilities(run.model.preprocessing.columns(x[:3])).T
+    assert [a["probability"] for a in json.loads(result.output)] == pytest.approx(p.max(axis=1).tolist())
+    (tmp_path / "wide.csv").write_text("1,2,3\n")
+    result = CliRunner().invoke(app, ["predict", str(run.run_dir), str(tmp_path / "wide.csv")], env={"COLUMNS": "500"})
+    assert result.exit_code == 2 and "3 columns; allowed: the model's 2 features" in result.output
 
 
 @pytest.mark.parametrize("text, match", [

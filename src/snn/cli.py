@@ -562,27 +562,35 @@ def evaluate(
 @app.command()
 def predict(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL")],
-    images: Annotated[list[Path], typer.Argument(metavar="IMAGE...", help="PNG or JPEG files")],
+    inputs: Annotated[list[Path], typer.Argument(
+        metavar="INPUT...", help="PNG or JPEG files for an image model; CSV files for a table model")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
-    """Classify images, resized and scaled exactly as in training."""
+    """Predict for images or table rows, preprocessed exactly as in training."""
     from . import load_model
     from .images import load_image
+    from .data.tabular import load_rows
 
     model = load_model(model_path)
-    if model.preprocessing.kind != "image":
-        fail(f"{model_path}: this model takes table rows, not images")
-    batch = np.stack([load_image(p, model.preprocessing.shape) for p in images])
-    probs = model.class_probabilities(model.preprocessing.columns(batch, model.dtype))
-    rows = []
-    for path, p in zip(images, probs.T):
-        k = int(p.argmax())
-        rows.append({"image": str(path), "label": model.classes[k], "probability": float(p[k])})
+    if model.preprocessing.kind == "image":
+        examples = [({"image": str(p)}, load_image(p, model.preprocessing.shape)) for p in inputs]
+    else:
+        examples = []
+        for p in inputs:
+            if p.suffix.lower() != ".csv":
+                fail(f"{p}: this model takes table rows; allowed: CSV files")
+            numbers, x = load_rows(p, model.preprocessing)
+            examples += [({"file": str(p), "row": n}, row) for n, row in zip(numbers, x)]
+    outputs = model.answers(np.stack([x for _, x in examples]))
+    rows = [{**where, **out} for (where, _), out in zip(examples, outputs)]
     if as_json:
         print(json.dumps(rows))
         return
     for r in rows:
-        console.print(f"{r['image']}: [bold]{r['label']}[/] ({r['probability']:.4f})", highlight=False)
+        where = r["image"] if "image" in r else f"{r['file']}:{r['row']}"
+        said = (", ".join(f"{k} {v:.6g}" for k, v in r["values"].items()) if "values" in r
+                else f"[bold]{r['label']}[/] ({r['probability']:.4f})")
+        console.print(f"{where}: {said}", highlight=False)
 
 
 @app.command()

@@ -88,8 +88,20 @@ class Model:
 
     def class_probabilities(self, X) -> np.ndarray:
         """Per-class probabilities ``(n_classes, m)``; one sigmoid unit becomes ``[1 - a, a]``."""
-        A = self.predict_proba(X)
-        return np.vstack([1 - A, A]) if A.shape[0] == 1 else A
+        return _per_class(self.predict_proba(X))
+
+    def answers(self, raw) -> list[dict]:
+        """What the model says of each raw example of ``(m, *input_shape)``: a classifier's label,
+        its index and probability, and every class's probability; a regression's ``values``, by target."""
+        A = self.predict_proba(self.preprocessing.columns(raw, self.dtype))
+        if self.task == "regression":
+            return [{"values": dict(zip(self.classes, map(float, a)))} for a in A.T]
+        out = []
+        for p in _per_class(A).T:
+            k = int(p.argmax())
+            out.append({"label": self.classes[k], "index": k, "probability": float(p[k]),
+                        "probabilities": dict(zip(self.classes, map(float, p)))})
+        return out
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -111,6 +123,10 @@ class Model:
         }
         # Written only when it says something, so a classifier's file is what it always was.
         return sidecar if self.task == "classification" else {**sidecar, "task": self.task}
+
+
+def _per_class(A: np.ndarray) -> np.ndarray:
+    return np.vstack([1 - A, A]) if A.shape[0] == 1 else A
 
 
 # --- model.json, field by field -------------------------------------------------------------------------------------
@@ -172,6 +188,9 @@ class ArchitectureFile(_Strict):
         return NetworkSpec(tuple(self.input_shape), tuple(l.spec() for l in self.layers), self.loss)
 
 
+ClassName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CLASS_NAME)]  # a class's or a column's
+
+
 class PreprocessingFile(_Strict):
     kind: Literal["image", "table"]
     shape: list[Annotated[int, Field(gt=0, le=MAX_INPUT)]] = Field(min_length=1, max_length=4)
@@ -180,11 +199,23 @@ class PreprocessingFile(_Strict):
     # A standardised table's per-feature mean and std (finite: no NaN or infinity is read anywhere).
     mean: list[float] | None = Field(None, max_length=MAX_INPUT)
     std: list[Annotated[float, Field(ge=MIN_STD)]] | None = Field(None, max_length=MAX_INPUT)
+    features: list[ClassName] | None = Field(None, max_length=MAX_INPUT)
 
     @model_validator(mode="after")
     def _images_are_2d(self):
         if self.kind == "image" and len(self.shape) not in (2, 3):
             raise ValueError(f"an image's shape is (height, width) or (height, width, channels), not {self.shape}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_name_per_feature(self):
+        if self.features is None:
+            return self
+        if self.kind != "table":
+            raise ValueError("features names a table's columns; an image has none")
+        if len(self.features) != math.prod(self.shape) or len(set(self.features)) != len(self.features):
+            raise ValueError(f"{len(self.features)} feature names for {math.prod(self.shape)} features; "
+                             "allowed: one distinct name each")
         return self
 
     @model_validator(mode="after")
@@ -217,9 +248,6 @@ class OptimizerFile(_Strict):
 
     def hyperparameters(self) -> dict[str, float]:
         return self.model_dump(exclude={"name"}, exclude_none=True)
-
-
-ClassName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CLASS_NAME)]
 
 
 class SidecarFile(_Strict):

@@ -105,12 +105,18 @@ _HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_.])?")
 log = logging.getLogger(__name__)
 
 
+# A table row may also name its values by the model's feature names: {"sepal_length": 5.1, ...}.
+Example = list | dict[str, Any]
+
+
 class ArrayInput(BaseModel):
-    input: list = Field(description="one example, raw, in the model's input shape (e.g. 28x28 pixels 0..255)")
+    input: Example = Field(description="one example, raw, in the model's input shape (e.g. 28x28 pixels 0..255), "
+                                       "or a table row as {feature: value}")
 
 
 class BatchInput(BaseModel):
-    inputs: list[list] = Field(description="examples, raw, each in the model's input shape", max_length=MAX_BATCH)
+    inputs: list[Example] = Field(description="examples, raw, each in the model's input shape",
+                                  max_length=MAX_BATCH)
 
 
 class Prediction(BaseModel):
@@ -118,6 +124,12 @@ class Prediction(BaseModel):
     index: int
     probability: float
     probabilities: dict[str, float]
+
+
+class Values(BaseModel):
+    """A regression model's answer: each target's predicted value, by the target's name."""
+
+    values: dict[str, float]
 
 
 def _fail(status: int, message: str):
@@ -133,6 +145,8 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _from_array(model: Model, value: Any) -> np.ndarray:
     shape = model.preprocessing.shape
+    if isinstance(value, dict):
+        value = _named_row(model, value)
     try:
         x = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError, OverflowError, RecursionError):  # ragged, not numbers, or 10**400
@@ -142,6 +156,19 @@ def _from_array(model: Model, value: Any) -> np.ndarray:
     if not np.isfinite(x).all():
         _fail(422, "input holds NaN or infinity; only finite numbers are allowed")
     return x
+
+
+def _named_row(model: Model, row: dict[str, Any]) -> list:
+    """A table row given as {feature: value}, as a list in the model's order of features."""
+    names = model.preprocessing.features
+    if names is None:
+        _fail(422, "this model does not know its features' names; send the row as an array of "
+                   f"{math.prod(model.preprocessing.shape)} numbers, in the order it was trained on")
+    missing, extra = [n for n in names if n not in row], sorted(set(row) - set(names))
+    if missing or extra:
+        what = f"no value for '{_shown(missing[0])}'" if missing else f"no feature '{_shown(extra[0])}'"
+        _fail(422, f"{what}; allowed: one value for each feature: {_shown(', '.join(names))}")
+    return [row[n] for n in names]
 
 
 def _from_json(model: Model, body: bytes, many: bool) -> np.ndarray:
@@ -219,14 +246,9 @@ def _finite(*arrays: np.ndarray) -> None:
 
 def _predict(model: Model, raw: np.ndarray) -> list[dict]:
     with np.errstate(all="ignore"):  # an overflow shows as inf or NaN, refused just below
-        probs = model.class_probabilities(model.preprocessing.columns(raw, model.dtype))
-    _finite(probs)
-    out = []
-    for p in probs.T:
-        k = int(p.argmax())
-        out.append({"label": model.classes[k], "index": k, "probability": float(p[k]),
-                    "probabilities": {c: float(v) for c, v in zip(model.classes, p)}})
-    return out
+        answers = model.answers(raw)
+    _finite(np.array([v for a in answers for v in (a.get("probabilities") or a["values"]).values()]))
+    return answers
 
 
 def _explain(model: Model, raw: np.ndarray) -> dict:
@@ -339,13 +361,15 @@ def create_app(path: str | Path, allowed_hosts: Iterable[str] | None = None) -> 
     def describe() -> dict:
         return description
 
-    @app.post("/predict", response_model=Prediction, responses={400: {}, 413: {}, 415: {}, 422: {}},
+    answer = Values if model.task == "regression" else Prediction
+
+    @app.post("/predict", response_model=answer, responses={400: {}, 413: {}, 415: {}, 422: {}},
               openapi_extra=_body_doc(many=False))
     async def predict(request: Request) -> dict:
         raw = await _examples(request, model, workers, many=False)
         return (await workers.run(_predict, model, raw))[0]
 
-    @app.post("/predict/batch", response_model=list[Prediction], responses={400: {}, 413: {}, 415: {}, 422: {}},
+    @app.post("/predict/batch", response_model=list[answer], responses={400: {}, 413: {}, 415: {}, 422: {}},
               openapi_extra=_body_doc(many=True))
     async def predict_batch(request: Request) -> list[dict]:
         return await workers.run(_predict, model, await _examples(request, model, workers, many=True))

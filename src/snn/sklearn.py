@@ -35,6 +35,7 @@ except ImportError as e:
 
 from .config import Config, parse_config
 from .data import Dataset, Preprocessing
+from .data.tabular import feature_names
 from .documents import schema_problem
 from .errors import ModelFileError
 from .model import MAX_CLASS_NAME, Model, load_model
@@ -123,8 +124,9 @@ class SNNEstimator(BaseEstimator):
         return int(check_random_state(self.random_state).randint(SEED_RANGE))
 
     def _train(self, X, y, start: Model | None, epochs: int):
-        dataset = Dataset(DATASET, X, self._encoded(y), self._target_names(), Preprocessing("table", (X.shape[1],)),
-                          task=self.task)
+        names = feature_names(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None
+        pre = Preprocessing("table", (X.shape[1],), features=names)  # so `snn predict` takes a CSV by column names
+        dataset = Dataset(DATASET, X, self._encoded(y), self._target_names(), pre, task=self.task)
         run = train(self._config(epochs), save=False, dataset=dataset, start=start)
         self.model_ = run.model
         self.n_iter_ = run.model.summary["epochs"]

@@ -31,6 +31,9 @@ class Preprocessing:
     channels_first: bool = False  # images as (channels, height, width) features, as convolutions read them
     mean: tuple[float, ...] | None = None  # per feature; None: not standardised
     std: tuple[float, ...] | None = None  # per feature, > 0
+    # A table's column names, from its header: ``snn predict`` and the service pick a row's
+    # features by these names, so a CSV to predict may order its columns as it likes.
+    features: tuple[str, ...] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -69,13 +72,16 @@ class Preprocessing:
             out["channels_first"] = True
         if self.mean is not None:  # written only when standardised, so other files are what they always were
             out.update(mean=list(self.mean), std=list(self.std))
+        if self.features is not None:
+            out["features"] = list(self.features)
         return out
 
     @classmethod
     def from_json(cls, d: dict) -> Preprocessing:
-        mean, std = d.get("mean"), d.get("std")
+        mean, std, features = d.get("mean"), d.get("std"), d.get("features")
         return cls(d["kind"], tuple(d["shape"]), float(d["scale"]), bool(d.get("channels_first", False)),
-                   None if mean is None else tuple(map(float, mean)), None if std is None else tuple(map(float, std)))
+                   None if mean is None else tuple(map(float, mean)), None if std is None else tuple(map(float, std)),
+                   None if features is None else tuple(map(str, features)))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 import re
 import zipfile
 import zlib
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..errors import DataError
 from .checks import (
+    MAX_CLASS_NAME,
     MAX_CLASSES,
     MAX_CSV_BYTES,
     MAX_FILE_BYTES,
@@ -214,8 +216,60 @@ def _labelled(path: Path, lines: list[tuple[int, str]], options: CsvOptions) -> 
         classes = (check_class_name(label, f"{path}: the target's column"),)
     else:
         x, (y, classes) = table, _classes(labels, numbers, _column(j, header), path)
-    return check_splits(Dataset(f"csv:{path}{options.query()}", x, y, classes, Preprocessing("table", (x.shape[1],)),
-                                task=options.task))
+    features = feature_names([name for c, name in enumerate(header) if c != j])
+    return check_splits(Dataset(f"csv:{path}{options.query()}", x, y, classes,
+                                Preprocessing("table", (x.shape[1],), features=features), task=options.task))
+
+
+def feature_names(names) -> tuple[str, ...] | None:
+    """A header's feature names as a model keeps them, or None when they cannot pick the columns
+    out again: a name given twice, empty, unprintable or longer than a class name may be."""
+    names = tuple(str(name) for name in names)
+    usable = all(0 < len(name) <= MAX_CLASS_NAME and name.isprintable() for name in names)
+    return names if usable and len(set(names)) == len(names) else None
+
+
+def load_rows(path: Path, pre: Preprocessing) -> tuple[list[int], np.ndarray]:
+    """A CSV's examples to predict, with their row numbers: ``(rows, x)``, ``x`` of shape ``(m, n_x)``.
+
+    A model that knows its features' names (it was trained on a CSV with a header) takes a CSV
+    whose header names them all, in any order; other columns, such as the label's, are left out.
+    Any other model takes exactly its ``n_x`` columns of numbers, in the order it was trained on,
+    under an optional header.
+    """
+    path = regular_file(path, MAX_CSV_BYTES)
+    lines = [(n, line) for n, line in enumerate(NEWLINE.split(_text(path)), 1) if line.strip()]
+    n_x = math.prod(pre.shape)
+    rows = _rows(lines, path)
+    first = next(rows, None)
+    if first is None:
+        raise DataError(f"{path}: no rows; allowed: a header, then one example a row")
+    header = None if all(_is_number(f) for f in first[1]) else [name.strip() for name in first[1]]
+    if pre.features is not None:
+        if header is None:
+            raise DataError(f"{path}: no header; allowed: a header naming the model's features "
+                            f"({shown(', '.join(pre.features), 80)}), then one example a row")
+        missing = [name for name in pre.features if header.count(name) != 1]
+        if missing:
+            what = "no column" if missing[0] not in header else "more than one column"
+            raise DataError(f"{path}: {what} {shown(missing[0])} in the header; allowed: a header naming each of "
+                            f"the model's features once ({shown(', '.join(pre.features), 80)})")
+        columns = [header.index(name) for name in pre.features]
+    else:
+        columns = list(range(n_x))
+    width = len(first[1])
+    if pre.features is None and width != n_x:
+        raise DataError(f"{path}: {width} columns; allowed: the model's {n_x} features, numbers, in the order "
+                        "it was trained on")
+    texts, numbers = [], []
+    for n, fields in itertools.chain([] if header is not None else [first], rows):
+        if len(fields) != width:
+            raise DataError(f"{path}: row {n} has {len(fields)} fields; allowed: {width}, as in row {first[0]}")
+        texts.append(",".join(fields[c] for c in columns))
+        numbers.append(n)
+    if not texts:
+        raise DataError(f"{path}: no data rows under its header; allowed: one example a row")
+    return numbers, _numbers(texts, lines, columns, header, path, "numbers in the model's feature columns")
 
 
 def _rows(lines: list[tuple[int, str]], path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -228,16 +282,18 @@ def _rows(lines: list[tuple[int, str]], path: Path) -> Iterator[tuple[int, list[
                         "help: quote a field holding a comma or a quote, and close its quotes") from None
 
 
-def _numbers(texts: list[str], lines, columns: list[int], header: list[str], path: Path, allowed: str) -> np.ndarray:
+def _numbers(texts: list[str], lines, columns: list[int], header: list[str] | None, path: Path,
+             allowed: str) -> np.ndarray:
     """The rows' numbers (``texts``: their ``columns``) as a float table, or a DataError at the first cell of
-    ``lines`` that is no finite number."""
+    ``lines`` (after the header, if there is one) that is no finite number."""
     try:
         table = np.loadtxt(texts, delimiter=",", ndmin=2, comments=None, dtype=np.float64)
         if table.shape == (len(texts), len(columns)) and np.isfinite(table).all():
             return table
     except ValueError:
         pass
-    for n, fields in itertools.islice(_rows(lines, path), 1, None):  # the slow way, once, to name the cell
+    # The slow way, once, to name the cell.
+    for n, fields in itertools.islice(_rows(lines, path), 0 if header is None else 1, None):
         for c in columns:
             cell, where = fields[c].strip(), f"{path}: row {n}, {_column(c, header)}"
             if cell.lower() in MISSING:

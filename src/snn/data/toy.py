@@ -40,18 +40,20 @@ def iris(seed=0) -> Dataset:
                         "help: pip install 'serverless-nn[sklearn]'") from None
     data = load_iris()
     names = tuple(str(n) for n in data.target_names)
-    return _split("iris", data.data, data.target.astype(np.int64), names, np.random.default_rng(seed))
+    return _split("iris", data.data, data.target.astype(np.int64), names, np.random.default_rng(seed),
+                  features=tuple(data.feature_names))  # "sepal length (cm)", ...
 
 
 def _numbered(classes: int) -> tuple[str, ...]:
     return tuple(str(i) for i in range(classes))
 
 
-def _split(name, x, y, classes: tuple[str, ...], rng, centred: bool = False) -> Dataset:
+def _split(name, x, y, classes: tuple[str, ...], rng, centred: bool = False,
+           features: tuple[str, ...] | None = None) -> Dataset:
     order = rng.permutation(len(y))
     x, y = x[order], y[order]
     cut = len(y) * 4 // 5
     return Dataset(
-        name, x[:cut], y[:cut], classes, Preprocessing("table", (x.shape[1],)),
+        name, x[:cut], y[:cut], classes, Preprocessing("table", (x.shape[1],), features=features),
         x_test=x[cut:], y_test=y[cut:], centred=centred,
     )

@@ -34,9 +34,15 @@ async function predict() {
   $("error").textContent = "";
   try {
     const result = await request("/explain");
+    $("bars").replaceChildren();
+    if (result.values) { // a regression: each target's value
+      $("label").textContent = Object.entries(result.values).map(([name, v]) => `${name}: ${v.toPrecision(6)}`)
+        .join(", ");
+      showLayers(result.layers);
+      return;
+    }
     $("label").textContent = `${result.label} (${(100 * result.probability).toFixed(1)}%)`;
     // Class names come from the model file: they are text, never markup.
-    $("bars").replaceChildren();
     for (const [name, p] of Object.entries(result.probabilities)) {
       const bar = element("div");
       bar.style.width = `${Math.round(200 * p)}px`;
@@ -189,6 +195,26 @@ function weightPicture(w, shape, lo, hi) {
 function drawWeights(w, shape) {
   const [lo, hi] = extent(w);
   blowUp($("weights"), weightPicture(w, shape, lo, hi), shape.length < 2 ? 24 : undefined);
+}
+
+// A table model: one number field per feature, named as the model names them (text, never markup).
+function setupRow(pre) {
+  const n = pre.shape.reduce((a, b) => a * b, 1);
+  if (n > 64) return; // past that a form is no way to type an example: send JSON to /predict
+  const names = pre.features || Array.from({ length: n }, (_, j) => `feature ${j + 1}`);
+  const fields = names.map((name, j) => {
+    const input = element("input");
+    Object.assign(input, { type: "number", step: "any", id: `feature-${j}`, value: pre.mean ? pre.mean[j] : 0 });
+    input.setAttribute("aria-label", name);
+    return element("label", "feature", [element("span", "", name), input]);
+  });
+  $("row-fields").replaceChildren(...fields);
+  $("row-box").hidden = false;
+  $("upload").hidden = true;
+  $("row-predict").onclick = () => {
+    lastInput = { kind: "array", input: names.map((_, j) => Number($(`feature-${j}`).value)) };
+    predict();
+  };
 }
 
 function setupDrawing(shape) {
@@ -489,6 +515,7 @@ async function start() {
   $("model-name").textContent = `${architecture(model.architecture)}, classes: ${model.classes.join(", ")}`;
   const shape = model.preprocessing.shape;
   if (model.preprocessing.kind === "image" && shape.length === 2) setupDrawing(shape);
+  if (model.preprocessing.kind === "table") setupRow(model.preprocessing);
   $("upload").onchange = () => {
     if (!$("upload").files.length) return;
     lastInput = { kind: "file", file: $("upload").files[0] };
