@@ -6,8 +6,9 @@
   granularity on every engine (on local the median of ``--repeats`` runs), next to the
   in-process network (the same median), as ratios;
 * MNIST CNN (``examples/mnist-cnn.yaml``, float32, batch 128): seconds per epoch in
-  process and at ``data:1`` and ``data:2`` on each engine, and one epoch of a subset
-  neuron by neuron (one invocation per filter and per dense neuron).
+  process and at ``data:1`` and ``data:2`` on each engine (medians of ``--repeats``), the
+  speedup of 2 workers over 1, and one epoch of a subset neuron by neuron (one invocation
+  per filter and per dense neuron).
 
 Prints one JSON object. Not a test.
 
@@ -98,19 +99,28 @@ def cnn_epoch(examples, data_root, engine=None, granularity=None):
             "subset": examples, "trained_on": run.summary["n_train"]}
 
 
-def cnn_table(engines, examples, neuron_examples, data_root):
+def cnn_table(engines, examples, neuron_examples, data_root, repeats=1):
+    """The CNN's epochs in process and at ``data:1`` and ``data:2`` on each engine (medians of ``repeats``,
+    taken in turn so drift on a shared machine falls on both), and ``data:2``'s speedup over ``data:1``."""
     table = {"in_process": cnn_epoch(examples, data_root)}
     for name in engines:
         if name == "lithops":
             continue  # its localhost backend pays ~0.5 s a stage: 470 steps would take minutes of nothing
         if name == "ray":
             start_ray()
-        for g in ("data:1", "data:2"):
-            row = table[f"{name}_{g}"] = cnn_epoch(examples, data_root, name, g)
+        runs = {g: [] for g in ("data:1", "data:2")}
+        for _ in range(repeats):
+            for g in runs:
+                runs[g].append(cnn_epoch(examples, data_root, name, g))
+        for g, rows in runs.items():
+            row = table[f"{name}_{g}"] = {**rows[0], "s_per_epoch": statistics.median(r["s_per_epoch"] for r in rows),
+                                          "runs_s": [r["s_per_epoch"] for r in rows]}
             row["vs_in_process"] = row["s_per_epoch"] / table["in_process"]["s_per_epoch"]
-    neuron = table["local_neuron_subset"] = cnn_epoch(neuron_examples, data_root, "local", "neuron")
-    small = cnn_epoch(neuron_examples, data_root)
-    neuron["vs_in_process_same_subset"] = neuron["s_per_epoch"] / small["s_per_epoch"]
+        table[f"{name}_data2_speedup"] = table[f"{name}_data:1"]["s_per_epoch"] / table[f"{name}_data:2"]["s_per_epoch"]
+    if neuron_examples:
+        neuron = table["local_neuron_subset"] = cnn_epoch(neuron_examples, data_root, "local", "neuron")
+        small = cnn_epoch(neuron_examples, data_root)
+        neuron["vs_in_process_same_subset"] = neuron["s_per_epoch"] / small["s_per_epoch"]
     return table
 
 
@@ -121,15 +131,17 @@ def main():
     ap.add_argument("--epochs", type=int, default=20, help="epochs per measurement on local (ray, lithops: fewer)")
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--cnn-examples", type=int, default=60000, help="MNIST images per CNN epoch (0: skip the CNN)")
-    ap.add_argument("--cnn-neuron-examples", type=int, default=1280, help="images of the neuron-by-neuron CNN epoch")
+    ap.add_argument("--cnn-neuron-examples", type=int, default=1280,
+                    help="images of the neuron-by-neuron CNN epoch (0: skip it)")
     ap.add_argument("--no-cat", action="store_true", help="skip the cat 4-layer table")
-    ap.add_argument("--repeats", type=int, default=3, help="runs per cat measurement on local (the median is kept)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs per cat measurement on local, and per CNN data:K measurement (the median is kept)")
     args = ap.parse_args()
     engines = args.engines.split(",")
     overhead, table = {}, {}
     out = {"overhead_per_invocation": overhead, "cat_4layer_seconds_per_epoch": table}
     if args.cnn_examples:
-        out["mnist_cnn"] = cnn_table(engines, args.cnn_examples, args.cnn_neuron_examples, args.data)
+        out["mnist_cnn"] = cnn_table(engines, args.cnn_examples, args.cnn_neuron_examples, args.data, args.repeats)
     if args.no_cat:
         print(json.dumps(out, indent=2))
         return
