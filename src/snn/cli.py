@@ -579,7 +579,10 @@ def predict(
         for p in inputs:
             if p.suffix.lower() != ".csv":
                 fail(f"{p}: this model takes table rows; allowed: CSV files")
-            numbers, x = load_rows(p, model.preprocessing)
+            try:
+                numbers, x = load_rows(p, model.preprocessing)
+            except DataError as e:  # the hint for a dataset (`snn data verify`) would mislead here
+                fail(str(e), hint="`snn info MODEL` shows the features the model takes")
             examples += [({"file": str(p), "row": n}, row) for n, row in zip(numbers, x)]
     outputs = model.answers(np.stack([x for _, x in examples]))
     rows = [{**where, **out} for (where, _), out in zip(examples, outputs)]
