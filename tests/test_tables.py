@@ -234,6 +234,8 @@ def test_a_model_without_mean_and_std_reads_its_inputs_exactly_as_before():
     (lambda p: p.pop("features") and p.update(kind="image", shape=[1, 2]), r"mean and std come together, and only "),
     (lambda p: p.update(features=["a", "a"]), r"2 feature names for 2 features; allowed: one distinct name each"),
     (lambda p: p.update(features=["a"]), r"1 feature names for 2 features"),
+    (lambda p: p.update(features=["a", " b"]), r"feature name ' b'; allowed: printable, without spaces at either end"),
+    (lambda p: p.update(features=["a", "b\n"]), r"feature name 'b\\n'"),
     (lambda p: p.update(mean=[1.0, "2"]), r"preprocessing.mean.1: Input should be a valid number"),
     (lambda p: p.update(mean=[1.0, 1e400]), r"model.json: "),
 ])
@@ -334,20 +336,73 @@ def test_snn_predict_reads_a_csv_by_its_column_names(table_run, price_run, tmp_p
     assert result.exit_code == 0, result.output
     values = [a["values"]["price in $"] for a in json.loads(result.output)]
     assert values == pytest.approx(price.model.predict_proba(price.model.preprocessing.columns(px[:2]))[0].tolist())
+    (tmp_path / "far.csv").write_text("a,b\n1,2\n1e308,-1e308\n")  # a linear output past float64's range
+    result = CliRunner().invoke(app, ["predict", str(price.run_dir), str(tmp_path / "far.csv"), "--json"],
+                                env={"COLUMNS": "500"})
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "far.csv:3: the input drives the network to infinity or NaN; allowed: values in the range the model " \
+           "was trained on" in result.output
+
+
+def test_a_csv_regression_trains_and_evaluates_from_the_command_line(tmp_path):
+    x = np.random.default_rng(2).normal(size=(200, 2)) * [1.0, 100.0]
+    target = 3 * x[:, 0] - x[:, 1] / 50
+    (tmp_path / "r.csv").write_text("a,b,price\n" + "".join(f"{a!r},{b!r},{t!r}\n" for (a, b), t in
+                                                             zip(x.tolist(), target.tolist())))
+    cfg = config(f"csv:{tmp_path / 'r.csv'}?label=price&task=regression",
+                 [{"units": 8, "activation": "tanh"}, {"units": 1, "activation": "linear"}], 30, validation_split=0.25)
+    (tmp_path / "r.json").write_text(json.dumps(cfg))
+    for flags in ([], ["--quiet"], ["--json"]):  # the progress line, too, has no accuracy to show
+        folder = tmp_path / f"run{len(flags)}{''.join(flags)}"
+        result = CliRunner().invoke(app, ["train", str(tmp_path / "r.json"), "--out", str(folder), *flags],
+                                    env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["evaluate", str(folder), "--json"])  # no test split: the validation rows
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    model = snn.load_model(folder)
+    ds = load_dataset(model.summary["dataset"]).with_validation(0.25, model.summary["split"]["seed"])
+    values = model.predict_proba(model.preprocessing.columns(ds.x_val))[0]
+    assert scores["split"] == "validation" and scores["examples"] == 50 and scores["targets"] == ["price"]
+    assert scores["mse"] == [pytest.approx(float(np.mean((values - ds.y_val[:, 0]) ** 2)), rel=1e-12)]
+    assert scores["r2"][0] > 0.9
+    result = CliRunner().invoke(app, ["evaluate", str(folder), "--split", "train", "--json"])
+    assert json.loads(result.output)["examples"] == 150  # the rows it trained on, not the held-out ones
+    result = CliRunner().invoke(app, ["evaluate", str(folder), "--split", "test"], env={"COLUMNS": "500"})
+    assert result.exit_code == 2 and "split 'test' is not available" in result.output
+    assert "allowed: train, validation" in result.output
+
+
+def test_evaluate_scores_a_classifier_on_the_rows_its_run_split_off(table_run, tmp_path):
+    run, x, labels = table_run
+    folder = tmp_path / "held"
+    held = snn.train({**config(run.summary["dataset"], [{"units": 1, "activation": "sigmoid"}], 3,
+                               validation_split=0.25)}, run_dir=folder)
+    result = CliRunner().invoke(app, ["evaluate", str(folder), "--split", "validation", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert answer["examples"] == held.summary["n_val"] == 60
+    assert answer["accuracy"] == pytest.approx(held.summary["val_accuracy"], abs=1e-12)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["training"]["split"]["seed"] = "0"
+    (folder / "model.json").write_text(json.dumps(meta))
+    result = CliRunner().invoke(app, ["evaluate", str(folder)], env={"COLUMNS": "500"})
+    assert result.exit_code == 2 and "training.split" in result.output and len(result.output.splitlines()) == 1
 
 
 @pytest.mark.parametrize("text, match", [
-    ("height (mm)\n1\n", r"no column 'rain \(m\)' in the header; allowed: a header naming each of the model's "
-                          r"features once \('rain \(m\), height \(mm\)'\)"),
-    ("1,2\n3,4\n", r"no header; allowed: a header naming the model's features"),
+    ("height (mm)\n1\n", r"no column 'rain \(m\)' in the header \(its first row\); allowed: a header naming "
+                          r"each of the model's features once \('rain \(m\), height \(mm\)'\)"),
+    ("1,2\n3,4\n", r"no column 'rain \(m\)' in the header \(its first row\)"),
+    ("rain (m),rain (m),height (mm)\n1,2,3\n", r"more than one column 'rain \(m\)' in the header"),
     ("rain (m),height (mm)\n1,2\n3\n", r"row 3 has 1 fields; allowed: 2, as in row 1"),
     ("rain (m),height (mm)\n1,NA\n", r"row 2, column 2 \('height \(mm\)'\): missing value \('NA'\)"),
     ("rain (m),height (mm)\n", r"no data rows under its header"),
     ("", r"no rows"),
 ])
 def test_a_bad_csv_to_predict_is_one_line_with_exit_code_2(table_run, tmp_path, text, match):
-    (tmp_path / "bad.csv").write_text(text)
-    result = CliRunner().invoke(app, ["predict", str(table_run[0].run_dir), str(tmp_path / "bad.csv")],
+    (tmp_path / "t.csv").write_text(text)
+    result = CliRunner().invoke(app, ["predict", str(table_run[0].run_dir), str(tmp_path / "t.csv"), "--json"],
                                 env={"COLUMNS": "500"})
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert re.search(match, result.output), result.output
@@ -364,9 +419,54 @@ def test_a_model_without_feature_names_takes_its_columns_in_order(tmp_path):
     assert result.exit_code == 0, result.output
     p = run.model.class_probabilities(run.model.preprocessing.columns(x[:3])).T
     assert [a["probability"] for a in json.loads(result.output)] == pytest.approx(p.max(axis=1).tolist())
-    (tmp_path / "wide.csv").write_text("1,2,3\n")
-    result = CliRunner().invoke(app, ["predict", str(run.run_dir), str(tmp_path / "wide.csv")], env={"COLUMNS": "500"})
-    assert result.exit_code == 2 and "3 columns; allowed: the model's 2 features" in result.output
+    for text, message in [("1,2,3\n", "3 columns; allowed: the model's 2 features"),
+                          ("0.5,x\n1,2\n", "row 1, column 2: 'x' is not a number")]:  # data, not a header: no skip
+        (tmp_path / "bad.csv").write_text(text)
+        result = CliRunner().invoke(app, ["predict", str(run.run_dir), str(tmp_path / "bad.csv")],
+                                    env={"COLUMNS": "500"})
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_header_of_numbers_still_names_the_features(tmp_path):
+    x = np.random.default_rng(3).normal(size=(60, 2))
+    path = write_csv(tmp_path / "n.csv", x, np.where(x[:, 0] > 0, "up", "down"), ["0", "1"])  # pandas' default names
+    run = snn.train(config(f"csv:{path}?label=species", [{"units": 1, "activation": "sigmoid"}], 3),
+                    run_dir=tmp_path / "run")
+    assert run.model.preprocessing.features == ("0", "1")
+    result = CliRunner().invoke(app, ["predict", str(run.run_dir), str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)) == 60
+
+
+@pytest.mark.parametrize("header, match", [
+    ("a,a", r"the header's column 2 \('a'\) has the name of column 1; allowed: distinct names"),
+    (",a", r"the header's column 1 has no name; allowed: a name for every column; help: name it, or drop the "
+           r"column \(pandas writes an unnamed index first: to_csv\(index=False\) leaves it out\)"),
+    ("a," + "b" * 201, r"column 2 \('b+\.\.\.\): a name of 201 characters; allowed: 1..200 printable ones"),
+])
+def test_a_header_whose_names_cannot_find_the_columns_again_is_refused(tmp_path, header, match):
+    (tmp_path / "t.csv").write_text(f"{header},species\n1,2,x\n3,4,y\n")
+    refused(f"csv:{tmp_path / 't.csv'}?label=species", match)
+
+
+def test_an_image_model_refuses_a_csv_and_a_table_row(cat_run_dir, tmp_path):
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
+    result = CliRunner().invoke(app, ["predict", str(cat_run_dir), str(tmp_path / "rows.csv")], env={"COLUMNS": "500"})
+    assert result.exit_code == 2 and "this model takes images; allowed: PNG or JPEG files" in result.output
+    answer = TestClient(create_app(cat_run_dir), base_url="http://127.0.0.1").post("/predict", json={"input": {"a": 1}})
+    assert answer.status_code == 422 and "this model takes images" in answer.json()["error"]
+
+
+def test_the_estimators_keep_their_columns_names_as_a_header_is_read(tmp_path):
+    import pandas as pd
+
+    X, y = make_classification(80, 2, n_informative=2, n_redundant=0, random_state=0)
+    frame = pd.DataFrame(X, columns=[" rain ", "wind"])
+    folder = SNNClassifier(epochs=2, random_state=0).fit(frame, y).save(tmp_path / "m")
+    assert snn.load_model(folder).preprocessing.features == ("rain", "wind")
+    frame.assign(label=y).to_csv(tmp_path / "rows.csv", index=False)
+    result = CliRunner().invoke(app, ["predict", str(folder), str(tmp_path / "rows.csv"), "--json"])
+    assert result.exit_code == 0 and len(json.loads(result.output)) == 80, result.output
 
 
 @pytest.mark.parametrize("text, match", [
@@ -447,3 +547,18 @@ def test_the_iris_example_trains_from_the_command_line_in_seconds(tmp_path):
     assert seconds < 20, seconds
     model = snn.load_model(tmp_path / "iris")
     assert model.classes == ("setosa", "versicolor", "virginica") and len(model.preprocessing.mean) == 4
+
+
+@QUICK
+@given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=2, max_size=30))
+def test_regression_scores_agree_with_scikit_learns(pairs):
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    from snn.metrics import regression_scores
+
+    y, p = (np.array(v).reshape(-1, 1) for v in zip(*pairs))
+    scores = regression_scores(y, p)
+    assert scores["mse"][0] == pytest.approx(mean_squared_error(y, p), rel=1e-9, abs=1e-9)
+    assert scores["mae"][0] == pytest.approx(mean_absolute_error(y, p), rel=1e-9, abs=1e-9)
+    if np.ptp(y) > 1e-6:  # sklearn's R^2 of a constant target is its own convention
+        assert scores["r2"][0] == pytest.approx(r2_score(y, p), rel=1e-6, abs=1e-9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -30,6 +31,11 @@ class Commands(typer.core.TyperGroup):
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (`snn predict ... --json | head`): nothing is wrong, and nothing more can be said.
+            # stdout is pointed at devnull so the interpreter's own flush at exit does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141)  # as a shell reports a process ended by SIGPIPE
         except (SnnError, OSError, MemoryError) as e:
             if ctx.meta.get("snn.debug") or os.environ.get("SNN_DEBUG"):
                 raise
@@ -126,7 +132,9 @@ def train(
         task = progress.add_task(cfg.name, total=cfg.training.epochs, cost=float("nan"), acc="", calls="")
 
         def on_epoch(r):
-            acc = f"{r['train_accuracy']:.4f}" + (f" val {r['val_accuracy']:.4f}" if r["val_accuracy"] is not None else "")
+            acc = "" if r["train_accuracy"] is None else (  # None: a regression, whose cost says how it fits
+                f"  acc {r['train_accuracy']:.4f}" + (f" val {r['val_accuracy']:.4f}" if r["val_accuracy"] is not None
+                                                      else ""))
             calls = (f"  calls {r['invocations']} retries {r['retries']} dup {r['duplicates_suppressed']} "
                      f"hedged {r['speculative']}" if r["invocations"] else "")
             progress.update(task, completed=r["epoch"], cost=r["cost"], acc=acc, calls=calls)
@@ -143,7 +151,7 @@ def train(
 def _progress(show: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("cost {task.fields[cost]:.6f}  acc {task.fields[acc]}{task.fields[calls]}"),
+        TextColumn("cost {task.fields[cost]:.6f}{task.fields[acc]}{task.fields[calls]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not show,
     )
 
@@ -518,22 +526,35 @@ def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
 def evaluate(
     model_path: Annotated[Path, typer.Argument(metavar="RUN_DIR_OR_MODEL")],
     data: DataOpt = None,
-    split: Annotated[str, typer.Option(help="test or train")] = "test",
+    split: Annotated[str | None, typer.Option(
+        help="test, validation or train, as the run split them (default: the first of these the dataset has)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ):
-    """Accuracy, confusion matrix, precision and recall per class on a dataset split."""
+    """Accuracy, confusion matrix, precision and recall per class (a regression: MSE, MAE and R^2
+    per target) on a dataset split."""
     from . import load_dataset, load_model
     from .data import check_splits
-    from .metrics import accuracy, confusion_matrix, per_class
+    from .run import as_trained
 
     model = load_model(model_path)
     name = model.summary.get("dataset")
     if not name:
         fail(f"{model_path}: the model does not say which dataset it was trained on")
-    ds = check_splits(load_dataset(name, data), model.spec.n_input, len(model.classes))
-    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
-    if split not in ("test", "train") or x is None:
-        fail(f"split {split!r} is not available for {name}; allowed: test, train")
+    ds = as_trained(check_splits(load_dataset(name, data), model.spec.n_input, len(model.classes)), model.summary)
+    splits = {"test": (ds.x_test, ds.y_test), "train": (ds.x_train, ds.y_train), "validation": (ds.x_val, ds.y_val)}
+    available = [k for k, (x, _) in splits.items() if x is not None]
+    split = split or next(k for k in ("test", "validation", "train") if k in available)
+    if split not in available:
+        fail(f"split {split!r} is not available for {name}; allowed: {', '.join(available)}")
+    x, y = splits[split]
+    if model.task == "regression":
+        return _evaluate_regression(model, name, split, x, y, as_json)
+    _evaluate_classifier(model, name, split, x, y, as_json)
+
+
+def _evaluate_classifier(model, name: str, split: str, x, y, as_json: bool) -> None:
+    from .metrics import accuracy, confusion_matrix, per_class
+
     pred = model.predict_raw(x)
     C = confusion_matrix(y, pred, len(model.classes))
     stats = per_class(C)
@@ -559,6 +580,27 @@ def evaluate(
     console.print(pc)
 
 
+def _evaluate_regression(model, name: str, split: str, x, y, as_json: bool) -> None:
+    from .metrics import regression_scores
+
+    values = model.predict_proba(model.preprocessing.columns(x, model.dtype)).T
+    scores = regression_scores(y, values)
+    result = {"dataset": name, "split": split, "examples": len(y), "targets": list(model.classes),
+              **{k: [float(v) if np.isfinite(v) else None for v in a] for k, a in scores.items()}}
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"{name} {split}: {len(y)} examples")
+    for col in ("target", "MSE", "MAE", "R^2"):
+        table.add_column(col, justify="right")
+    for i, target in enumerate(model.classes):
+        table.add_row(target, *(f"{scores[k][i]:.6g}" for k in ("mse", "mae", "r2")))
+    console.print(table)
+
+
+PREDICT_CHUNK = 4096  # examples per forward pass and per write: memory stays bounded by a chunk, not by the file
+
+
 @app.command()
 def predict(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL")],
@@ -568,32 +610,65 @@ def predict(
 ):
     """Predict for images or table rows, preprocessed exactly as in training."""
     from . import load_model
-    from .images import load_image
-    from .data.tabular import load_rows
 
     model = load_model(model_path)
-    if model.preprocessing.kind == "image":
-        examples = [({"image": str(p)}, load_image(p, model.preprocessing.shape)) for p in inputs]
-    else:
-        examples = []
-        for p in inputs:
-            if p.suffix.lower() != ".csv":
-                fail(f"{p}: this model takes table rows; allowed: CSV files")
-            try:
-                numbers, x = load_rows(p, model.preprocessing)
-            except DataError as e:  # the hint for a dataset (`snn data verify`) would mislead here
-                fail(str(e), hint="`snn info MODEL` shows the features the model takes")
-            examples += [({"file": str(p), "row": n}, row) for n, row in zip(numbers, x)]
-    outputs = model.answers(np.stack([x for _, x in examples]))
-    rows = [{**where, **out} for (where, _), out in zip(examples, outputs)]
+    parts = _images(model, inputs) if model.preprocessing.kind == "image" else _tables(model, inputs)
+    outputs = []
+    with np.errstate(all="ignore"):  # an overflow shows as inf or NaN, refused just below
+        for where, X in parts:
+            out = np.concatenate([model.outputs(X[i:i + PREDICT_CHUNK]) for i in range(0, len(X), PREDICT_CHUNK)])
+            bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+            if bad.size:
+                fail(f"{_where(where(int(bad[0])))}: the input drives the network to infinity or NaN; allowed: "
+                     "values in the range the model was trained on")
+            outputs.append(out)
     if as_json:
-        print(json.dumps(rows))
-        return
-    for r in rows:
-        where = r["image"] if "image" in r else f"{r['file']}:{r['row']}"
-        said = (", ".join(f"{k} {v:.6g}" for k, v in r["values"].items()) if "values" in r
-                else f"[bold]{r['label']}[/] ({r['probability']:.4f})")
-        console.print(f"{where}: {said}", highlight=False)
+        sys.stdout.write("[")
+    first = True
+    for (where, _), out in zip(parts, outputs):
+        for i in range(0, len(out), PREDICT_CHUNK):
+            for j, answer in enumerate(model.answers(out[i:i + PREDICT_CHUNK]), i):
+                row = {**where(j), **answer}
+                if as_json:
+                    sys.stdout.write(("" if first else ", ") + json.dumps(row))
+                    first = False
+                    continue
+                said = (", ".join(f"{k} {v:.6g}" for k, v in row["values"].items()) if "values" in row
+                        else f"[bold]{row['label']}[/] ({row['probability']:.4f})")
+                console.print(f"{_where(row)}: {said}", highlight=False, soft_wrap=True)
+    if as_json:
+        print("]")
+
+
+def _where(row: dict) -> str:
+    return row["image"] if "image" in row else f"{row['file']}:{row['row']}"
+
+
+def _images(model, paths: list[Path]) -> list:
+    from .images import load_image
+
+    for p in paths:
+        if p.suffix.lower() == ".csv":
+            fail(f"{p}: this model takes images; allowed: PNG or JPEG files", hint="`snn info MODEL` shows the model")
+    X = np.stack([load_image(p, model.preprocessing.shape) for p in paths])
+    return [(lambda i: {"image": str(paths[i])}, X)]
+
+
+def _tables(model, paths: list[Path]) -> list:
+    from .data.tabular import load_rows
+
+    parts = []
+    for p in paths:
+        if p.suffix.lower() != ".csv":
+            fail(f"{p}: this model takes table rows; allowed: CSV files")
+        try:
+            numbers, X = load_rows(p, model.preprocessing)
+        except DataError as e:  # the hint for a dataset (`snn data verify`) would mislead here
+            about_columns = any(word in str(e) for word in ("header", "column", "row "))
+            fail(str(e), hint="`snn info MODEL` shows the features the model takes" if about_columns else
+                 "give a CSV file of the rows to predict")
+        parts.append((lambda i, p=p, numbers=numbers: {"file": str(p), "row": numbers[i]}, X))
+    return parts
 
 
 @app.command()
@@ -649,7 +724,7 @@ def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]):
         table.add_row(str(l), layer.spec.kind, _shape(layer.out_shape), layer.activation.name, str(layer.n_params))
     console.print(table)
     console.print(f"loss {model.spec.loss}, dtype {model.dtype}, {model.spec.n_params} parameters")
-    console.print(f"classes: {', '.join(model.classes)}")
+    console.print(f"{'targets' if model.task == 'regression' else 'classes'}: {', '.join(model.classes)}")
     console.print(f"preprocessing: {model.preprocessing.to_json()}")
     console.print(f"optimizer: {model.optimizer}")
     console.print_json(data=model.summary)

@@ -90,14 +90,19 @@ class Model:
         """Per-class probabilities ``(n_classes, m)``; one sigmoid unit becomes ``[1 - a, a]``."""
         return _per_class(self.predict_proba(X))
 
-    def answers(self, raw) -> list[dict]:
-        """What the model says of each raw example of ``(m, *input_shape)``: a classifier's label,
-        its index and probability, and every class's probability; a regression's ``values``, by target."""
+    def outputs(self, raw) -> np.ndarray:
+        """Each raw example's answer in numbers, ``(m, k)``, for raw examples ``(m, *input_shape)``:
+        every class's probability (one sigmoid unit as ``[1 - p, p]``), or a regression's value per target."""
         A = self.predict_proba(self.preprocessing.columns(raw, self.dtype))
+        return (A if self.task == "regression" else _per_class(A)).T
+
+    def answers(self, outputs: np.ndarray) -> list[dict]:
+        """Rows of ``outputs`` as people read them: a classifier's label, its index and probability,
+        and every class's probability; a regression's ``values``, by target."""
         if self.task == "regression":
-            return [{"values": dict(zip(self.classes, map(float, a)))} for a in A.T]
+            return [{"values": dict(zip(self.classes, map(float, row)))} for row in outputs]
         out = []
-        for p in _per_class(A).T:
+        for p in outputs:
             k = int(p.argmax())
             out.append({"label": self.classes[k], "index": k, "probability": float(p[k]),
                         "probabilities": dict(zip(self.classes, map(float, p)))})
@@ -216,6 +221,9 @@ class PreprocessingFile(_Strict):
         if len(self.features) != math.prod(self.shape) or len(set(self.features)) != len(self.features):
             raise ValueError(f"{len(self.features)} feature names for {math.prod(self.shape)} features; "
                              "allowed: one distinct name each")
+        odd = next((name for name in self.features if name != name.strip() or not name.isprintable()), None)
+        if odd is not None:  # such a name could never match a header, which is read stripped
+            raise ValueError(f"feature name {short(odd)}; allowed: printable, without spaces at either end")
         return self
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config import Config
 from .core.initializers import initial_weights
@@ -32,8 +33,8 @@ from .core.network import Network, NetworkSpec, Params, predictions, targets
 from .core.optimizers import make_optimizer
 from .core.training import Plan
 from .data import Dataset, check_splits, load_dataset
-from .documents import short
-from .errors import ConfigError, SnnError, StoreError
+from .documents import schema_problem, short
+from .errors import ConfigError, ModelFileError, SnnError, StoreError
 from .files import read_table, write_json, write_text
 from .metrics import accuracy
 from .model import Model
@@ -146,6 +147,28 @@ def evaluate_split(net: Network, params: Params, dataset: Dataset, X, y) -> tupl
     with chunk_map(net, X.shape[1]) as chunks:
         cost, A_L = net.evaluate(params, X, target_rows(dataset, y, net.spec.n_out, X.dtype), 0.0, chunks)
     return cost, None if dataset.task == "regression" else accuracy(y, predictions(A_L))
+
+
+class SplitRecord(BaseModel):
+    """``training.split`` of a model file: how the run picked its training and validation rows."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    subset: int | None = Field(None, gt=0)
+    validation_split: float = Field(0.0, ge=0, lt=1)
+    seed: int
+
+
+def as_trained(dataset: Dataset, summary: dict) -> Dataset:
+    """``dataset`` split as the run that wrote ``summary`` split it (its training rows without the
+    validation rows it held out); as it is when the summary does not say (older model files)."""
+    record = summary.get("split")
+    if record is None:
+        return dataset
+    try:
+        split = SplitRecord.model_validate(record)
+    except ValidationError as e:
+        raise ModelFileError(f"training.split: {schema_problem(e)}") from None
+    return dataset.subset(split.subset).with_validation(split.validation_split, split.seed)
 
 
 def default_run_dir(name: str) -> Path:
@@ -452,6 +475,9 @@ def summarize(config: Config, dataset: Dataset, net: Network, params: Params, hi
         "parameters": net.spec.n_params,
         "granularity": config.runtime.granularity.name,
         "engine": config.runtime.engine,
+        # How the training rows were picked, so `snn evaluate` scores the rows the run trained on.
+        "split": {"subset": config.data.subset, "validation_split": config.data.validation_split,
+                  "seed": config.training.seed},
     }
     if dataset.x_val is not None:
         summary["val_accuracy"] = history[-1]["val_accuracy"]

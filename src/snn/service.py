@@ -161,6 +161,9 @@ def _from_array(model: Model, value: Any) -> np.ndarray:
 def _named_row(model: Model, row: dict[str, Any]) -> list:
     """A table row given as {feature: value}, as a list in the model's order of features."""
     names = model.preprocessing.features
+    if model.preprocessing.kind == "image":
+        _fail(422, f"this model takes images: upload a PNG or JPEG, or send an array of shape "
+                   f"{list(model.preprocessing.shape)}")
     if names is None:
         _fail(422, "this model does not know its features' names; send the row as an array of "
                    f"{math.prod(model.preprocessing.shape)} numbers, in the order it was trained on")
@@ -246,9 +249,9 @@ def _finite(*arrays: np.ndarray) -> None:
 
 def _predict(model: Model, raw: np.ndarray) -> list[dict]:
     with np.errstate(all="ignore"):  # an overflow shows as inf or NaN, refused just below
-        answers = model.answers(raw)
-    _finite(np.array([v for a in answers for v in (a.get("probabilities") or a["values"]).values()]))
-    return answers
+        outputs = model.outputs(raw)
+    _finite(outputs)
+    return model.answers(outputs)
 
 
 def _explain(model: Model, raw: np.ndarray) -> dict:

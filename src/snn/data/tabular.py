@@ -118,11 +118,11 @@ def load_csv(path: Path, options: CsvOptions = CsvOptions()) -> Dataset:
     return check_splits(Dataset(f"csv:{path}", x, y, classes_for(y), Preprocessing("table", (x.shape[1],))))
 
 
-def _text(path: Path) -> str:
+def _text(path: Path, most: int = MAX_CSV_BYTES) -> str:
     with open(path, "rb") as f:
-        raw = f.read(MAX_CSV_BYTES + 1)  # the file may have grown since its size was checked
-    if len(raw) > MAX_CSV_BYTES:
-        raise DataError(f"{path}: more than {MAX_CSV_BYTES} bytes; allowed: at most {MAX_CSV_BYTES}")
+        raw = f.read(most + 1)  # the file may have grown since its size was checked
+    if len(raw) > most:
+        raise DataError(f"{path}: more than {most} bytes; allowed: at most {most}")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -216,53 +216,78 @@ def _labelled(path: Path, lines: list[tuple[int, str]], options: CsvOptions) -> 
         classes = (check_class_name(label, f"{path}: the target's column"),)
     else:
         x, (y, classes) = table, _classes(labels, numbers, _column(j, header), path)
-    features = feature_names([name for c, name in enumerate(header) if c != j])
+    features = _feature_header(header, j, path)
     return check_splits(Dataset(f"csv:{path}{options.query()}", x, y, classes,
                                 Preprocessing("table", (x.shape[1],), features=features), task=options.task))
 
 
 def feature_names(names) -> tuple[str, ...] | None:
-    """A header's feature names as a model keeps them, or None when they cannot pick the columns
-    out again: a name given twice, empty, unprintable or longer than a class name may be."""
-    names = tuple(str(name) for name in names)
+    """Column names (an estimator's ``feature_names_in_``) as a model keeps them, stripped as a CSV's
+    header is read, or None when they cannot pick the columns out again: a name given twice, or
+    one that is empty, unprintable or longer than a class name may be."""
+    names = tuple(str(name).strip() for name in names)
     usable = all(0 < len(name) <= MAX_CLASS_NAME and name.isprintable() for name in names)
     return names if usable and len(set(names)) == len(names) else None
+
+
+def _feature_header(header: list[str], label: int, path: Path) -> tuple[str, ...]:
+    """The features' names of a header (without the label's), each a name a model can keep and find again."""
+    seen: dict[str, int] = {}
+    for c, name in enumerate(header):
+        if c == label:
+            continue
+        where = f"{path}: the header's {_column(c, header) if name else f'column {c + 1}'}"
+        if not name:
+            raise DataError(f"{where} has no name; allowed: a name for every column; help: name it, or drop the "
+                            "column (pandas writes an unnamed index first: to_csv(index=False) leaves it out)")
+        if len(name) > MAX_CLASS_NAME or not name.isprintable():
+            raise DataError(f"{where}: a name of {len(name)} characters; allowed: 1..{MAX_CLASS_NAME} printable ones")
+        if name in seen:
+            raise DataError(f"{where} has the name of column {seen[name] + 1}; allowed: distinct names, by which "
+                            "snn predict and the service find each feature")
+        seen[name] = c
+    return tuple(name for c, name in enumerate(header) if c != label)
+
+
+MAX_PREDICT_BYTES = 64 << 20  # rows to predict: their text, numbers and answers stay well inside a laptop's memory
 
 
 def load_rows(path: Path, pre: Preprocessing) -> tuple[list[int], np.ndarray]:
     """A CSV's examples to predict, with their row numbers: ``(rows, x)``, ``x`` of shape ``(m, n_x)``.
 
     A model that knows its features' names (it was trained on a CSV with a header) takes a CSV
-    whose header names them all, in any order; other columns, such as the label's, are left out.
-    Any other model takes exactly its ``n_x`` columns of numbers, in the order it was trained on,
-    under an optional header.
+    whose first row, its header, names each of them once, in any order; other columns, such as
+    the label's, are left out. Any other model takes exactly its ``n_x`` columns of numbers, in
+    the order it was trained on, under a header of names only (a first row holding a number is
+    data, so a typo in it is an error, not a header).
     """
-    path = regular_file(path, MAX_CSV_BYTES)
-    lines = [(n, line) for n, line in enumerate(NEWLINE.split(_text(path)), 1) if line.strip()]
-    n_x = math.prod(pre.shape)
+    path = regular_file(path, MAX_PREDICT_BYTES)
+    lines = [(n, line) for n, line in enumerate(NEWLINE.split(_text(path, MAX_PREDICT_BYTES)), 1) if line.strip()]
     rows = _rows(lines, path)
     first = next(rows, None)
     if first is None:
         raise DataError(f"{path}: no rows; allowed: a header, then one example a row")
-    header = None if all(_is_number(f) for f in first[1]) else [name.strip() for name in first[1]]
-    if pre.features is not None:
-        if header is None:
-            raise DataError(f"{path}: no header; allowed: a header naming the model's features "
-                            f"({shown(', '.join(pre.features), 80)}), then one example a row")
-        missing = [name for name in pre.features if header.count(name) != 1]
-        if missing:
-            what = "no column" if missing[0] not in header else "more than one column"
-            raise DataError(f"{path}: {what} {shown(missing[0])} in the header; allowed: a header naming each of "
-                            f"the model's features once ({shown(', '.join(pre.features), 80)})")
-        columns = [header.index(name) for name in pre.features]
-    else:
-        columns = list(range(n_x))
     width = len(first[1])
-    if pre.features is None and width != n_x:
-        raise DataError(f"{path}: {width} columns; allowed: the model's {n_x} features, numbers, in the order "
-                        "it was trained on")
+    if pre.features is not None:
+        header = [name.strip() for name in first[1]]
+        where: dict[str, list[int]] = {}
+        for c, name in enumerate(header):
+            where.setdefault(name, []).append(c)
+        wrong = next((name for name in pre.features if len(where.get(name, ())) != 1), None)
+        if wrong is not None:
+            what = "no column" if wrong not in where else "more than one column"
+            raise DataError(f"{path}: {what} {shown(wrong)} in the header (its first row); allowed: a header "
+                            f"naming each of the model's features once ({shown(', '.join(pre.features), 80)})")
+        columns, data = [where[name][0] for name in pre.features], rows
+    else:
+        n_x = math.prod(pre.shape)
+        if width != n_x:
+            raise DataError(f"{path}: {width} columns; allowed: the model's {n_x} features, numbers, in the order "
+                            "it was trained on")
+        header = None if any(_is_number(f) for f in first[1]) else [name.strip() for name in first[1]]
+        columns, data = list(range(n_x)), rows if header is not None else itertools.chain([first], rows)
     texts, numbers = [], []
-    for n, fields in itertools.chain([] if header is not None else [first], rows):
+    for n, fields in data:
         if len(fields) != width:
             raise DataError(f"{path}: row {n} has {len(fields)} fields; allowed: {width}, as in row {first[0]}")
         texts.append(",".join(fields[c] for c in columns))
