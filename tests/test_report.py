@@ -166,3 +166,45 @@ def test_a_tampered_ledger_is_one_clear_error(cat_run_dir, tmp_path, data_root, 
     with pytest.raises(RunFolderError, match=f"invocations.csv: {message}") as e:
         write_report(folder, data_root)
     assert "\n" not in str(e.value)
+
+
+def write_table(path: Path, x, last, header) -> Path:
+    path.write_text(",".join(header) + "\n" + "".join(",".join(map(repr, [*row, t])) + "\n"
+                                                      for row, t in zip(x.tolist(), last)))
+    return path
+
+
+def test_report_on_a_csv_regression_shows_the_fit_and_each_targets_errors(tmp_path):
+    from snn.metrics import regression_scores
+    from snn.report import REGRESSION_SECTIONS
+
+    x = np.random.default_rng(0).normal(size=(200, 2)) * [1.0, 100.0]
+    path = write_table(tmp_path / "r.csv", x, (3 * x[:, 0] - x[:, 1] / 50).tolist(), ["a", "b", "price"])
+    run = snn.train({"data": {"dataset": f"csv:{path}?label=price&task=regression", "validation_split": 0.25},
+                     "network": {"layers": [{"units": 1, "activation": "linear"}]},
+                     "training": {"epochs": 40, "optimizer": {"name": "adam", "learning_rate": 0.05}}},
+                    run_dir=tmp_path / "run")
+    result = CliRunner().invoke(app, ["report", str(run.run_dir)])
+    assert result.exit_code == 0, result.output
+    page = (run.run_dir / "report.html").read_text()
+    assert re.findall(r'<section id="(\w+)">', page) == list(REGRESSION_SECTIONS)
+    ds = snn.load_dataset(run.summary["dataset"]).with_validation(0.25, run.summary["split"]["seed"])
+    values = run.model.predict_proba(run.model.preprocessing.columns(ds.x_val)).T
+    r2 = regression_scores(ds.y_val, values)["r2"][0]
+    assert f"validation R^2 price {r2:.4f} on 50 examples" in page and r2 > 0.5
+    with Image.open(run.run_dir / "report" / "fit.png") as img:
+        assert np.asarray(img.convert("L")).std() > 5
+
+
+def test_report_on_a_csv_classifier_scores_the_rows_its_run_held_out(tmp_path):
+    x = np.random.default_rng(1).normal(size=(120, 3))
+    path = write_table(tmp_path / "c.csv", x, np.where(x[:, 0] > 0, 1, 0).tolist(), ["u", "v", "w", "label"])
+    run = snn.train({"data": {"dataset": f"csv:{path}", "validation_split": 0.25},
+                     "network": {"layers": [{"units": 1, "activation": "sigmoid"}]},
+                     "training": {"epochs": 20, "optimizer": {"name": "adam", "learning_rate": 0.05}}},
+                    run_dir=tmp_path / "run")
+    result = CliRunner().invoke(app, ["report", str(run.run_dir)])
+    assert result.exit_code == 0, result.output
+    page = (run.run_dir / "report.html").read_text()
+    assert f"validation accuracy {run.summary['val_accuracy']:.4f} on 30 examples" in page
+    assert "Confusion matrix (validation)" in page and "Mislabeled validation examples" in page

@@ -33,15 +33,17 @@ from .data import check_splits, load_dataset  # noqa: E402
 from .documents import read_document  # noqa: E402
 from .errors import DataError, RunFolderError  # noqa: E402
 from .files import atomic_path, read_table, write_text  # noqa: E402
-from .metrics import accuracy, confusion_matrix, per_class  # noqa: E402
+from .metrics import accuracy, confusion_matrix, per_class, regression_scores  # noqa: E402
 from .documents import regular_size, schema_problem  # noqa: E402
 from .model import load_model  # noqa: E402
+from .run import as_trained  # noqa: E402
 from .runtime.checkpoint import HistoryRecord  # noqa: E402
 from .telemetry import METRICS, RECTIFIED, Telemetry, evenly, neuron_layers, read_telemetry  # noqa: E402
 from .timeline import lanes_json, read_invocations  # noqa: E402
 from .trace import load_records  # noqa: E402
 
 SECTIONS = ("architecture", "cost", "accuracy", "confusion", "mislabeled", "telemetry", "timeline", "counters")
+REGRESSION_SECTIONS = ("architecture", "cost", "fit", "telemetry", "timeline", "counters")
 PLOTS = ("history", "importances", "parallel")  # the figures of a tune folder
 MAX_TABLE_BYTES = 256 << 20  # history.csv of a very long run; trials.csv of a very long study
 MAX_SUMMARY_BYTES = 1 << 20
@@ -196,6 +198,18 @@ def mislabeled_section(model, x_test, y_test, pred, path) -> tuple[Optional[Path
     return None, "examples"
 
 
+def fit_figure(y: np.ndarray, values: np.ndarray, targets, path: Path, most: int = 4) -> Path:
+    """A regression's predicted values against the true ones, a panel per target (the first ``most``)."""
+    k = min(len(targets), most)
+    fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.8), squeeze=False)
+    for j, ax in enumerate(axes[0]):
+        ax.scatter(y[:, j], values[:, j], s=10, alpha=0.6)
+        lo, hi = min(y[:, j].min(), values[:, j].min()), max(y[:, j].max(), values[:, j].max())
+        ax.plot([lo, hi], [lo, hi], color="black", linestyle="--", linewidth=1, label="predicted = true")
+        ax.set_xlabel(f"true {targets[j]}"), ax.set_ylabel("predicted"), ax.legend(fontsize=7), ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def filters_figure(kernels: np.ndarray, path: Path) -> Path:
     """A convolution's filters ``(F, C, k, k)``, one tile each on one shared scale (so their strengths compare):
     in colour for 3 input channels (RGB), else the mean over channels, blue below zero and red above."""
@@ -339,14 +353,10 @@ def write_report(run_dir: str | Path, data_root=None) -> Path:
     history = _history(run_dir)
     summary = _summary(run_dir, RunSummary, "summary.json")
     model = load_model(run_dir)
-    x_test, y_test = _test_split(run_dir, summary.dataset, data_root, model)
+    split, x, y = _evaluation_split(run_dir, summary.dataset, data_root, model)
     figures = run_dir / "report"
     figures.mkdir(exist_ok=True)
-    pred = model.predict_raw(x_test)
-    C = confusion_matrix(y_test, pred, len(model.classes))
-    stats = per_class(C)
     records = _records(run_dir)
-    mislabeled, shown = mislabeled_section(model, x_test, y_test, pred, figures / "mislabeled.png")
     kernels = first_filters(model)
     telemetry = read_telemetry(run_dir, model.spec, model.preprocessing.kind == "image")
     replayed = telemetry is not None and telemetry.snapshots is not None
@@ -355,35 +365,75 @@ def write_report(run_dir: str | Path, data_root=None) -> Path:
         "weights": weights_figure(telemetry, model.preprocessing.shape, figures / "weights.png") if replayed else None,
         "filters": None if kernels is None else filters_figure(kernels, figures / "filters.png"),
         "cost": cost_figure(history, figures / "cost.png"),
-        "accuracy": accuracy_figure(history, summary.test_accuracy, figures / "accuracy.png"),
-        "confusion": confusion_figure(C, model.classes, figures / "confusion.png"),
-        "mislabeled": mislabeled,
         "timeline": timeline_figure(run_dir, len(model.spec.built), figures / "timeline.png"),
     }
+    evaluate = _regression_sections if model.task == "regression" else _classifier_sections
+    headline, sections = evaluate(model, history, summary, split, x, y, figures)
     facts = summary.model_dump()
     counters = {k: facts[k] for k in ("epochs", "final_cost", "train_accuracy", "val_accuracy", "test_accuracy",
                                       "granularity", "engine", "invocations", "retries", "duplicates_suppressed",
-                                      "lost_and_retried", "wall_seconds") if k in facts}
+                                      "lost_and_retried", "wall_seconds") if facts.get(k) is not None}
     if records:
         from .cost import lambda_cost
 
         counters["modelled_lambda_usd (1769 MB, x86)"] = lambda_cost(records, summary.wall_seconds).total_usd
-    page = _html(run_dir, facts, paths, C, stats, model.classes, counters, int((pred != y_test).sum()), len(y_test),
-                 accuracy(y_test, pred), shown, _architecture(model, paths["filters"]),
+    page = _html(run_dir, facts, paths, counters, headline, sections, _architecture(model, paths["filters"]),
                  telemetry_section(telemetry, model, paths))
     write_text(run_dir / "report.html", page)
     return run_dir / "report.html"
 
 
-def _test_split(run_dir: Path, name: str, data_root, model) -> tuple[np.ndarray, np.ndarray]:
-    """The test split of the run's dataset, checked against the model it is to test."""
+def _evaluation_split(run_dir: Path, name: str, data_root, model) -> tuple[str, np.ndarray, np.ndarray]:
+    """The split a report scores, checked against the model: the test split, else the validation rows the
+    run held out, else the rows it trained on (a CSV is all training rows)."""
     try:
-        ds = check_splits(load_dataset(name, data_root), model.spec.n_input, len(model.classes))
+        ds = as_trained(check_splits(load_dataset(name, data_root), model.spec.n_input, len(model.classes)),
+                        model.summary)
     except DataError as e:
         raise DataError(f"{run_dir}: the run's dataset cannot be used to report on: {e}") from None
-    if ds.x_test is None or ds.y_test is None or not len(ds.y_test):
-        raise DataError(f"dataset {name!r} has no test split to report on; help: give the dataset a test split")
-    return ds.x_test, ds.y_test
+    for split, x, y in (("test", ds.x_test, ds.y_test), ("validation", ds.x_val, ds.y_val),
+                        ("train", ds.x_train, ds.y_train)):
+        if x is not None and y is not None and len(y):
+            return split, x, y
+    raise DataError(f"dataset {name!r} has no examples to report on")
+
+
+def _classifier_sections(model, history, summary, split, x, y, figures) -> tuple[str, str]:
+    """The headline and the accuracy, confusion and mislabeled sections, on ``split``."""
+    e = html.escape
+    pred = model.predict_raw(x)
+    C = confusion_matrix(y, pred, len(model.classes))
+    stats = per_class(C)
+    mislabeled, shown = mislabeled_section(model, x, y, pred, figures / "mislabeled.png")
+    accuracy_png = accuracy_figure(history, summary.test_accuracy, figures / "accuracy.png")
+    confusion_png = confusion_figure(C, model.classes, figures / "confusion.png")
+    n_wrong = int((pred != y).sum())
+    rows = "".join(
+        f"<tr><td>{e(c)}</td><td>{stats['precision'][i]:.4f}</td><td>{stats['recall'][i]:.4f}</td>"
+        f"<td>{stats['recall'][i]:.4f}</td><td>{stats['specificity'][i]:.4f}</td></tr>"
+        for i, c in enumerate(model.classes))
+    drawn = (_img(mislabeled, f"mislabeled {shown}") if mislabeled else
+             f"<p>Not drawn: the inputs are neither images nor 2-D points ({n_wrong} of {len(y)} mislabeled).</p>")
+    sections = f"""<section id="accuracy"><h2>Accuracy</h2>{_img(accuracy_png, 'accuracy curves')}</section>
+<section id="confusion"><h2>Confusion matrix ({split})</h2>{_img(confusion_png, 'confusion matrix')}
+<table><tr><th>class</th><th>precision</th><th>recall</th><th>sensitivity</th><th>specificity</th></tr>{rows}</table>
+</section>
+<section id="mislabeled"><h2>Mislabeled {split} {shown} ({n_wrong})</h2>{drawn}</section>"""
+    return f"{split} accuracy {accuracy(y, pred):.4f} on {len(y)} examples", sections
+
+
+def _regression_sections(model, history, summary, split, x, y, figures) -> tuple[str, str]:
+    """The headline and the fit section: predicted against true values, and each target's errors, on ``split``."""
+    e = html.escape
+    values = model.predict_proba(model.preprocessing.columns(x, model.dtype)).T
+    scores = regression_scores(y, values)
+    fit_png = fit_figure(np.asarray(y, dtype=np.float64), values, model.classes, figures / "fit.png")
+    rows = "".join(f"<tr><td>{e(t)}</td>" + "".join(f"<td>{scores[k][j]:.6g}</td>" for k in ("mse", "mae", "r2"))
+                   + "</tr>" for j, t in enumerate(model.classes))
+    sections = f"""<section id="fit"><h2>Predicted against true ({split})</h2>{_img(fit_png, 'predicted against true')}
+<table><tr><th>target</th><th>MSE</th><th>MAE</th><th>R^2</th></tr>{rows}</table></section>"""
+    r2 = ", ".join(f"{t} {scores['r2'][j]:.4f}" for j, t in enumerate(model.classes))
+    return f"{split} R^2 {r2} on {len(y)} examples", sections
 
 
 def _records(run_dir: Path) -> list[dict]:
@@ -412,30 +462,20 @@ def _architecture(model, filters: Path | None) -> str:
             f"</p>{drawn}")
 
 
-def _html(run_dir, summary, paths, C, stats, classes, counters, n_wrong, n_test, test_acc, shown,
-          architecture, telemetry) -> str:
+def _html(run_dir, summary, paths, counters, headline, evaluation, architecture, telemetry) -> str:
     e = html.escape
-    rows = "".join(
-        f"<tr><td>{e(c)}</td><td>{stats['precision'][i]:.4f}</td><td>{stats['recall'][i]:.4f}</td>"
-        f"<td>{stats['recall'][i]:.4f}</td><td>{stats['specificity'][i]:.4f}</td></tr>" for i, c in enumerate(classes))
     facts = "".join(f"<tr><td>{e(k)}</td><td>{e(f'{v:.6g}' if isinstance(v, float) else str(v))}</td></tr>"
                     for k, v in counters.items())
-    mislabeled = (_img(paths["mislabeled"], f"mislabeled {shown}") if paths["mislabeled"] else
-                  f"<p>Not drawn: the inputs are neither images nor 2-D points ({n_wrong} of {n_test} mislabeled).</p>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>snn report: {e(summary['name'] or run_dir.name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 img{{max-width:100%}}</style></head><body>
 <h1>Run {e(summary['name'] or run_dir.name)}</h1>
-<p>{e(summary['dataset'])}, {summary['epochs']} epochs; test accuracy {test_acc:.4f} on {n_test} examples.</p>
+<p>{e(summary['dataset'])}, {summary['epochs']} epochs; {e(headline)}.</p>
 <section id="architecture"><h2>Architecture</h2>{architecture}</section>
 <section id="cost"><h2>Cost</h2>{_img(paths['cost'], 'cost curve')}</section>
-<section id="accuracy"><h2>Accuracy</h2>{_img(paths['accuracy'], 'accuracy curves')}</section>
-<section id="confusion"><h2>Confusion matrix (test)</h2>{_img(paths['confusion'], 'confusion matrix')}
-<table><tr><th>class</th><th>precision</th><th>recall</th><th>sensitivity</th><th>specificity</th></tr>{rows}</table>
-</section>
-<section id="mislabeled"><h2>Mislabeled test {shown} ({n_wrong})</h2>{mislabeled}</section>
+{evaluation}
 <section id="telemetry"><h2>Training, seen from inside</h2>{telemetry}</section>
 <section id="timeline"><h2>Invocation timeline</h2>{_img(paths['timeline'], 'invocation timeline')}</section>
 <section id="counters"><h2>Counters</h2><table>{facts}</table></section>

@@ -87,7 +87,7 @@ class HistoryRecord(BaseModel):
 
     epoch: int = Field(gt=0, le=MAX_EPOCHS)
     cost: float
-    train_accuracy: float = Field(ge=0, le=1)
+    train_accuracy: float | None = Field(None, ge=0, le=1)  # None: a regression, which has no accuracy
     val_accuracy: float | None = Field(None, ge=0, le=1)
     seconds: float = Field(ge=0)
     val_cost: float | None = None
