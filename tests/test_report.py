@@ -174,19 +174,23 @@ def write_table(path: Path, x, last, header) -> Path:
     return path
 
 
+def reported(tmp_path, dataset: str, layer: dict, epochs: int):
+    """A run on a quarter held out for validation, and the page `snn report` writes for it."""
+    run = snn.train({"data": {"dataset": dataset, "validation_split": 0.25}, "network": {"layers": [layer]},
+                     "training": {"epochs": epochs, "optimizer": {"name": "adam", "learning_rate": 0.05}}},
+                    run_dir=tmp_path / "run")
+    result = CliRunner().invoke(app, ["report", str(run.run_dir)])
+    assert result.exit_code == 0, result.output
+    return run, (run.run_dir / "report.html").read_text()
+
+
 def test_report_on_a_csv_regression_shows_the_fit_and_each_targets_errors(tmp_path):
     from snn.metrics import regression_scores
     from snn.report import REGRESSION_SECTIONS
 
     x = np.random.default_rng(0).normal(size=(200, 2)) * [1.0, 100.0]
     path = write_table(tmp_path / "r.csv", x, (3 * x[:, 0] - x[:, 1] / 50).tolist(), ["a", "b", "price"])
-    run = snn.train({"data": {"dataset": f"csv:{path}?label=price&task=regression", "validation_split": 0.25},
-                     "network": {"layers": [{"units": 1, "activation": "linear"}]},
-                     "training": {"epochs": 40, "optimizer": {"name": "adam", "learning_rate": 0.05}}},
-                    run_dir=tmp_path / "run")
-    result = CliRunner().invoke(app, ["report", str(run.run_dir)])
-    assert result.exit_code == 0, result.output
-    page = (run.run_dir / "report.html").read_text()
+    run, page = reported(tmp_path, f"csv:{path}?label=price&task=regression", {"units": 1, "activation": "linear"}, 40)
     assert re.findall(r'<section id="(\w+)">', page) == list(REGRESSION_SECTIONS)
     ds = snn.load_dataset(run.summary["dataset"]).with_validation(0.25, run.summary["split"]["seed"])
     values = run.model.predict_proba(run.model.preprocessing.columns(ds.x_val)).T
@@ -199,12 +203,6 @@ def test_report_on_a_csv_regression_shows_the_fit_and_each_targets_errors(tmp_pa
 def test_report_on_a_csv_classifier_scores_the_rows_its_run_held_out(tmp_path):
     x = np.random.default_rng(1).normal(size=(120, 3))
     path = write_table(tmp_path / "c.csv", x, np.where(x[:, 0] > 0, 1, 0).tolist(), ["u", "v", "w", "label"])
-    run = snn.train({"data": {"dataset": f"csv:{path}", "validation_split": 0.25},
-                     "network": {"layers": [{"units": 1, "activation": "sigmoid"}]},
-                     "training": {"epochs": 20, "optimizer": {"name": "adam", "learning_rate": 0.05}}},
-                    run_dir=tmp_path / "run")
-    result = CliRunner().invoke(app, ["report", str(run.run_dir)])
-    assert result.exit_code == 0, result.output
-    page = (run.run_dir / "report.html").read_text()
+    run, page = reported(tmp_path, f"csv:{path}", {"units": 1, "activation": "sigmoid"}, 20)
     assert f"validation accuracy {run.summary['val_accuracy']:.4f} on 30 examples" in page
     assert "Confusion matrix (validation)" in page and "Mislabeled validation examples" in page
