@@ -426,3 +426,31 @@ def test_a_table_model_takes_a_row_typed_into_its_fields(iris_server, browser, s
         assert page.inner_text("#label").startswith("virginica (")
         assert page.locator("#layers .cell").count() == 16 + 3
         shoot(page, "table-row.png")
+
+
+@pytest.fixture(scope="module")
+def price_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("price")
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    (folder / "p.csv").write_text("rooms,age,price\n" + "".join(f"{a!r},{b!r},{3 * a - b!r}\n" for a, b in x.tolist()))
+    snn.train({"data": {"dataset": f"csv:{folder / 'p.csv'}?label=price&task=regression"},
+               "network": {"layers": [{"units": 1, "activation": "linear"}]},
+               "training": {"epochs": 30, "optimizer": {"name": "adam", "learning_rate": 0.05}}}, run_dir=folder / "run")
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def price_server(price_run):
+    yield from serving(price_run)
+
+
+def test_a_regression_model_shows_its_value(price_run, price_server, browser):
+    with watched_page(browser, price_server + "/") as page:
+        page.wait_for_selector("#row-box:not([hidden])")
+        page.fill("#feature-0", "1")
+        page.fill("#feature-1", "0")
+        page.click("#row-predict")
+        page.wait_for_function("() => document.getElementById('label').textContent.startsWith('price: ')")
+        expected = snn.load_model(price_run).outputs(np.array([[1.0, 0.0]]))[0, 0]
+        assert float(page.inner_text("#label").split(": ")[1]) == pytest.approx(expected, rel=1e-5)  # 6 digits
+        assert page.locator("#bars .bar").count() == 0 and page.locator("#layers .cell").count() == 1
