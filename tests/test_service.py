@@ -146,6 +146,8 @@ def test_page_and_openapi(client):
     ({"files": {"other": ("x.png", b"abc", "image/png")}}, 400, "not a readable"),
     ({"json": {"input": [1, 2, 3]}}, 422, "this model takes [64, 64, 3]"),
     ({"json": {"input": "cat"}}, 422, "expected JSON"),
+    ({"json": {"input": np.full((64, 64, 3), "1").tolist()}}, 422, "input must be an array of finite numbers"),
+    ({"json": {"input": np.full((64, 64, 3), True).tolist()}}, 422, "input must be an array of finite numbers"),
     ({"json": {"inputs": []}}, 422, "expected JSON"),
     ({"content": json.dumps({"input": np.full((64, 64, 3), np.nan).tolist()}).encode(),
       "headers": {"content-type": "application/json"}}, 422, "NaN or infinity"),

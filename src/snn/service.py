@@ -148,9 +148,12 @@ def _from_array(model: Model, value: Any) -> np.ndarray:
     if isinstance(value, dict):
         value = _named_row(model, value)
     try:
-        x = np.asarray(value, dtype=np.float64)
-    except (ValueError, TypeError, OverflowError, RecursionError):  # ragged, not numbers, or 10**400
+        x = np.asarray(value)  # no dtype: text ("5.1") and true/false keep their own, refused below
+    except (ValueError, TypeError, OverflowError, RecursionError):  # ragged
+        x = None
+    if x is None or x.dtype.kind not in "iuf":  # object: 10**400, or a mix of numbers and lists
         _fail(422, f"input must be an array of finite numbers of shape {list(shape)}")
+    x = x.astype(np.float64)
     if x.shape != tuple(shape):
         _fail(422, f"input has shape {list(x.shape)}; this model takes {list(shape)}")
     if not np.isfinite(x).all():
