@@ -36,6 +36,7 @@ INPUT = "input"
 OUTPUTS = {"classification": "probabilities", "regression": "values"}  # what the output's columns are
 MAX_BYTES = (2 << 30) - (1 << 20)  # one protobuf message holds at most 2 GiB: the weights and room for the graph
 LAYOUTS = {1: "NC", 2: "NHW", 3: "NCHW"}  # by the length of the network's input shape
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class _Graph:
@@ -46,12 +47,23 @@ class _Graph:
         self.tensors: list[onnx.TensorProto] = []
 
     def tensor(self, name: str, array) -> str:
-        self.tensors.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
+        self.tensors.append(numpy_helper.from_array(_float32(name, np.asarray(array)), name))
         return name
 
     def op(self, op_type: str, inputs: list[str], name: str, **attributes) -> str:
         self.nodes.append(helper.make_node(op_type, inputs, [name], name=name, **attributes))
         return name
+
+
+def _float32(name: str, array: np.ndarray) -> np.ndarray:
+    """``array`` in float32, the graph's type. A value past float32's range would become infinity: refused."""
+    biggest = float(np.abs(array).max(initial=0.0))
+    if not biggest <= FLOAT32_MAX:  # NaN fails this too
+        what = "NaN" if np.isnan(biggest) else f"values up to {biggest:.3g}"
+        raise ExportError(f"tensor {name} holds {what}, past float32's largest "
+                          f"({FLOAT32_MAX:.3g}), the type of an ONNX graph's weights; help: retrain the model "
+                          "with smaller weights (e.g. with training.l2), or keep it in snn's own format")
+    return array.astype(np.float32)
 
 
 # --- each layer kind: (graph, layer, its tensors, input name, node name) -> output name -------------------------------
