@@ -144,8 +144,10 @@ def train(
         print(json.dumps({**run.summary, "run_dir": str(run.run_dir)}))
     elif not quiet:
         _print_summary(run.summary, run.run_dir)
-    if run.summary.get("stop_reason") == "interrupted":
-        raise typer.Exit(130)  # the shell's code for Ctrl-C, after the checkpoint is safe
+    # The shell's codes for Ctrl-C and SIGTERM, once the checkpoint is safe.
+    exit_code = {"interrupted": 130, "terminated": 143}.get(run.summary.get("stop_reason"))
+    if exit_code:
+        raise typer.Exit(exit_code)
 
 
 def _progress(show: bool) -> Progress:

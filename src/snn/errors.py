@@ -39,3 +39,7 @@ class SpaceError(ConfigError):
 
 class StoreError(SnnError):
     """The state store cannot be reached, or went away during a run."""
+
+
+class FileKindError(SnnError):
+    """A path names something that is not a regular file (a device, a FIFO, a socket, a folder) where one is needed."""

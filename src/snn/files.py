@@ -10,25 +10,58 @@ import stat
 import uuid
 from pathlib import Path
 
+from .errors import FileKindError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path in the target's folder; rename it over ``path`` on success.
 
-    On any error the temporary file is removed and ``path`` is left as it was.
+    On any error the temporary file is removed and ``path`` is left as it was; an ``OSError``
+    names ``path`` (a full disk fails in ``write``, which names no file). A target that exists
+    and is not a regular file (a device, a FIFO, a socket, a folder) is never replaced: that
+    is a ``FileKindError``, before anything is written.
     """
     path = Path(path)
+    refuse_unless_regular(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.part"
-    # Created like any new file (0666 less the umask), unlike mkstemp's private 0600.
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        # Created like any new file (0666 less the umask), unlike mkstemp's private 0600.
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        try:
+            yield Path(tmp)
+            refuse_unless_regular(path)  # it may have changed kind while the file was written
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+    except OSError as e:
+        if e.filename is None or str(e.filename) == str(tmp):
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
         raise
+
+
+def refuse_unless_regular(path: Path) -> None:
+    """``path`` may be replaced: it does not exist, or it is a regular file, or a link to one (the link is
+    replaced, not what it points to; ``/dev/stdout``, a link to a device or a pipe, is refused)."""
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            mode = os.stat(path).st_mode
+    except FileNotFoundError:  # nothing there, or a dangling link
+        return
+    if not stat.S_ISREG(mode):
+        raise FileKindError(f"{path}: is {file_kind(mode)}, not a regular file; snn never replaces one; "
+                            "help: name a new file or a regular file to replace")
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((word for test, word in kinds if test(mode)), "not a plain file")
 
 
 def write_text(path, text: str) -> None:

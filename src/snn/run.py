@@ -34,15 +34,15 @@ from .core.optimizers import make_optimizer
 from .core.training import Plan
 from .data import Dataset, check_splits, load_dataset
 from .documents import schema_problem, short
-from .errors import ConfigError, ModelFileError, SnnError, StoreError
-from .files import read_table, write_json, write_text
+from .errors import ConfigError, ModelFileError, RunFolderError, SnnError, StoreError
+from .files import write_json, write_text
 from .metrics import accuracy
 from .model import Model
 from .runfolder import STOP_FILE, claim
-from .runtime.checkpoint import CheckpointClock, load_checkpoint, save_checkpoint
+from .runtime.checkpoint import CheckpointClock, checkpoint_epoch, load_checkpoint, save_checkpoint
 from .runtime.columns import chunk_map
 from .runtime.coordinator import InvocationLimit, StopRequested, UnitFailure
-from .runtime.ledger import Ledger
+from .runtime.ledger import Ledger, read_ledger
 from .runtime.session import epoch_source
 from .telemetry import Recorder, interval, read_telemetry
 
@@ -209,11 +209,25 @@ def train(
     if not save:
         return _train(config, data_root, folder, on_epoch, False, resume, dataset=dataset, start=start)
     with claim(folder, resume, force), interrupt_as_stop() as interrupted:
-        return _train(config, data_root, folder, on_epoch, True, resume, interrupted, dataset, start)
+        try:
+            return _train(config, data_root, folder, on_epoch, True, resume, interrupted, dataset, start)
+        except OSError as e:
+            if e.filename is None or not Path(e.filename).absolute().is_relative_to(folder.absolute()):
+                raise
+            raise unwritable(folder, e) from None
+
+
+def unwritable(folder: Path, e: OSError) -> SnnError:
+    """A write of the run folder failed (a full disk, say): one line naming the file, and what is safe on disk."""
+    epoch = checkpoint_epoch(folder)
+    kept = "no checkpoint was written" if epoch is None else f"the checkpoint of epoch {epoch} is intact"
+    then = "train again" if epoch is None else f"`snn train --resume {folder}` goes on from it"
+    return SnnError(f"cannot write {e.filename}: {e.strerror or e}; {kept}; help: free space (or fix the folder), "
+                    f"then {then}")
 
 
 def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume: bool,
-           interrupted: Callable[[], bool] = lambda: False, dataset: Dataset | None = None,
+           interrupted: Callable[[], str] = lambda: "", dataset: Dataset | None = None,
            start: Model | None = None) -> Run:
     started = time.perf_counter()
     if dataset is None:
@@ -244,7 +258,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
         params.flat[...] = checkpoint.flat
         state = {k: v.copy() for k, v in checkpoint.state.items()}
         start_epoch, history = checkpoint.epoch, checkpoint.history
-        ledger.resume(read_ledger(folder), checkpoint.counters)
+        ledger.resume(ledger_until(folder, checkpoint.ledger_rows), checkpoint.counters)
     if start is not None:
         state, start_epoch = continue_from(start, spec, params, state)
     telemetry = recorder(config, net, X, Y, dataset, folder if resume else None, start_epoch) if save else None
@@ -255,6 +269,9 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     clock = CheckpointClock(config.runtime.checkpoint_seconds, config.runtime.checkpoint_every)
 
     epochs = None  # the run's Epochs, once its engine is up
+    # The ledger's rows up to the last complete epoch: a stop or a failure inside an epoch leaves the rows of
+    # its finished steps on the ledger, which the resumed run will make again.
+    ledger_rows = [len(ledger.records)]
 
     def current() -> None:
         """Bring ``params`` and ``state`` to the last complete epoch, before they are read."""
@@ -267,8 +284,9 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
             return "no epoch had ended, so there is no checkpoint"
         current()
         epoch = history[-1]["epoch"] if epoch is None else epoch
-        save_checkpoint(folder, params.flat, state, epoch, history, dict(ledger.counts))
+        # The ledger first: a checkpoint names rows already on disk, whatever moment a kill or a full disk picks.
         write_live(folder, history, ledger, telemetry)
+        save_checkpoint(folder, params.flat, state, epoch, history, dict(ledger.counts), ledger_rows[0])
         return f"a checkpoint of epoch {epoch} was written; help: `snn train --resume {folder}` goes on from it"
 
     threshold = config.training.threshold
@@ -296,6 +314,7 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
                 check_finite(record, config)
                 record["seconds"] = earlier + time.perf_counter() - loop_start
                 history.append(record)
+                ledger_rows[0] = len(ledger.records)
                 if telemetry is not None and telemetry.due(result.epoch):
                     current()
                     telemetry.record(result.epoch, params)
@@ -318,9 +337,9 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
                 if budget and over_budget(ledger, record["seconds"], len(history), budget):
                     raise StopRequested(f"the next epoch would pass the budget of {budget} USD")
                 if should_stop():
-                    raise StopRequested("interrupted" if interrupted() else "stop requested")
+                    raise StopRequested(interrupted() or "stop requested")
     except StopRequested as e:
-        stopped = "interrupted" if interrupted() else str(e)
+        stopped = interrupted() or str(e)
     except (UnitFailure, InvocationLimit, StoreError) as e:
         # Parameters in memory are those of the last complete epoch: the runtime copies
         # an epoch's results in only once all of them are read. The store may be gone,
@@ -399,31 +418,51 @@ def check_finite(record: dict, config: Config) -> None:
                            f"help: lower training.optimizer.learning_rate (now {lr:g}) or check the inputs' scale")
 
 
+# The signals that end a run as a person's Ctrl-C does: a scheduler's stop (systemd, Kubernetes, Slurm, a CI
+# runner) sends SIGTERM. Each stops after the current step, with a checkpoint; the run's stop reason says which.
+STOP_SIGNALS = {signal.SIGINT: ("interrupted", "Interrupted", "Ctrl-C again to abort"),
+                signal.SIGTERM: ("terminated", "Terminated (SIGTERM)", "SIGTERM again to abort")}
+
+
 @contextlib.contextmanager
 def interrupt_as_stop():
-    """The first Ctrl-C stops the run after its current step, with a checkpoint; a second one aborts."""
-    pressed = threading.Event()
+    """The first Ctrl-C or SIGTERM stops the run after its current step, with a checkpoint; a second one aborts.
+
+    Yields a callable: the stop reason once a signal came ("interrupted" or "terminated"), else "".
+    """
+    reason: list[str] = []
     if threading.current_thread() is not threading.main_thread():
-        yield pressed.is_set  # signals reach only the main thread: nothing to catch here
+        yield lambda: ""  # signals reach only the main thread: nothing to catch here
         return
 
-    def on_interrupt(signum, frame):
-        if pressed.is_set():
+    def on_signal(signum, frame):
+        if reason:
+            if signum == signal.SIGTERM:
+                raise SystemExit(128 + signum)
             raise KeyboardInterrupt
-        pressed.set()
-        sys.stderr.write("\nInterrupted: stopping after this step, with a checkpoint (Ctrl-C again to abort)\n")
+        word, said, again = STOP_SIGNALS[signum]
+        reason.append(word)
+        sys.stderr.write(f"\n{said}: stopping after this step, with a checkpoint ({again})\n")
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
-        yield pressed.is_set
+        yield lambda: reason[0] if reason else ""
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def read_ledger(folder: Path) -> list[dict]:
-    """The invocation records of the processes before a resume."""
-    path = folder / "invocations.csv"
-    return read_table(path) if path.exists() else []
+def ledger_until(folder: Path, rows: int | None) -> list[dict]:
+    """The invocation records of the processes before a resume, up to their checkpoint's epoch: the first
+    ``rows`` of ``invocations.csv`` (a killed process may have written more, for epochs it did not finish)."""
+    records = read_ledger(folder / "invocations.csv", missing_ok=True)
+    if rows is None:  # a checkpoint written before checkpoints counted their rows
+        return records
+    if len(records) < rows:
+        raise RunFolderError(f"{folder / 'invocations.csv'}: {len(records)} invocations, where its checkpoint "
+                             f"counts {rows}; help: the ledger was changed after the run wrote it; restore it, "
+                             "or train again with --force")
+    return records[:rows]
 
 
 class BestModel:

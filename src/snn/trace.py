@@ -9,56 +9,18 @@ Timestamps come from each worker's clock: on one machine they agree; across mach
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .documents import regular_size, schema_problem
-from .errors import RunFolderError, SnnError
-from .files import read_table
-from .runtime.ledger import PARTS
-
-MAX_LEDGER_BYTES = 1 << 30  # a ledger of millions of invocations
-NUMBERS = ("layer", "unit", "step", "attempt", "sent", "start", "end", "bytes_in", "bytes_out", *PARTS)
-
-
-class LedgerRow(BaseModel):
-    """The fields of an ``invocations.csv`` record that the trace, the timeline and the cost use."""
-
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-    status: str
-    worker: str
-    duplicate: bool
-    attempt: float = Field(ge=0)
-    sent: float
-    start: float
-    end: float
+from .errors import SnnError
+from .runtime.ledger import PARTS, read_ledger
 
 
 def load_records(run_dir: str | Path) -> list[dict]:
     """The run's ledger, bounded in size and checked row by row: a ``RunFolderError`` if it is not one snn wrote."""
-    path = Path(run_dir) / "invocations.csv"
-    if not path.exists():
-        raise RunFolderError(f"{path}: not found; help: only runs through the runtime (a granularity other than "
-                             "network, another engine, or --store) have an invocation ledger")
-    if regular_size(path, RunFolderError) > MAX_LEDGER_BYTES:
-        raise RunFolderError(f"{path}: larger than {MAX_LEDGER_BYTES} bytes; it is not one snn wrote")
-    try:
-        rows = read_table(path)
-        for r in rows:
-            for k in NUMBERS:
-                if r.get(k) is None:
-                    r[k] = 0.0
-            r["worker"] = r.get("worker") or ""
-            LedgerRow.model_validate(r)
-    except (ValidationError, UnicodeDecodeError, csv.Error, AttributeError, TypeError) as e:
-        problem = schema_problem(e) if isinstance(e, ValidationError) else " ".join(str(e).split())[:200]
-        raise RunFolderError(f"{path}: {problem}; help: the ledger was changed after the run wrote it") from None
-    return with_durations(rows)
+    return with_durations(read_ledger(Path(run_dir) / "invocations.csv"))
 
 
 def with_durations(records: list[dict]) -> list[dict]:

@@ -106,6 +106,9 @@ class Pointer(BaseModel):
     tensors: str
     history: list[HistoryRecord]
     counters: dict[CounterName, Annotated[int, Field(ge=0)]] = Field(default_factory=dict, max_length=MAX_COUNTERS)
+    # How many rows of invocations.csv belong to this epoch: the ledger is written first, so it holds
+    # at least these, and a resume cuts what a later epoch of the killed process added.
+    ledger_rows: int | None = Field(None, ge=0)
 
     @field_validator("tensors")
     @classmethod
@@ -133,15 +136,19 @@ class Checkpoint:
     epoch: int
     history: list[dict]  # one HistoryRecord as a dict per epoch, up to ``epoch``
     counters: dict[str, int] = field(default_factory=dict)  # the ledger's counts: retries, lost_and_retried, failed
+    ledger_rows: int | None = None  # the rows of invocations.csv up to ``epoch`` (None: a checkpoint before they were)
 
 
 def save_checkpoint(run_dir: Path, flat: np.ndarray, state: dict, epoch: int, history: list[dict],
-                    counters: dict[str, int] | None = None) -> None:
-    """Write the tensors of ``epoch``, point ``checkpoint.json`` at them, then drop older tensor files."""
+                    counters: dict[str, int] | None = None, ledger_rows: int | None = None) -> None:
+    """Write the tensors of ``epoch``, point ``checkpoint.json`` at them, then drop older tensor files.
+
+    ``ledger_rows``: how many rows of ``invocations.csv``, already written, belong to the epochs up to ``epoch``.
+    """
     name = tensors_name(epoch)
     write_tensors(run_dir / name, {PARAMS: flat, **{STATE_PREFIX + k: v for k, v in state.items()}})
     write_json(run_dir / POINTER, {"epoch": epoch, "tensors": name, "history": history,
-                                   "counters": dict(counters or {})})
+                                   "counters": dict(counters or {}), "ledger_rows": ledger_rows})
     # By pattern, never by what a pointer says: only checkpoint-N.safetensors of this folder go.
     for path in run_dir.iterdir():
         if path.name != name and _TENSORS.match(path.name) and not path.is_dir():
@@ -167,7 +174,16 @@ def load_checkpoint(run_dir: Path, flat: np.ndarray, state: dict[str, np.ndarray
     check_tensors(path, tensors, {k: (v.shape, v.dtype) for k, v in expected.items()}, CheckpointError)
     state_out = {k[len(STATE_PREFIX):]: v for k, v in tensors.items() if k.startswith(STATE_PREFIX)}
     return Checkpoint(tensors[PARAMS], state_out, meta.epoch, [r.model_dump() for r in meta.history],
-                      dict(meta.counters))
+                      dict(meta.counters), meta.ledger_rows)
+
+
+def checkpoint_epoch(run_dir: Path) -> int | None:
+    """The epoch of ``run_dir``'s checkpoint, or None when it has none (or none that snn wrote)."""
+    try:
+        meta = _pointer(run_dir)
+    except CheckpointError:
+        return None
+    return None if meta is None else meta.epoch
 
 
 def _pointer(run_dir: Path) -> Pointer | None:

@@ -30,6 +30,8 @@ from .ledger import Ledger
 from .plan import Granularity, shard_ranges
 from .stores import drain_json, get_arrays, put_arrays
 
+STOP_POLL = 0.1  # seconds a waiting stage goes at most without asking whether the run should stop
+
 
 class UnitFailure(SnnError):
     """A unit kept failing or never answered, past the retry limit."""
@@ -128,6 +130,7 @@ class Coordinator:
         self._inflight: list = []  # deliveries still running whose unit another delivery finished
         self._sampled = None  # the wake whose interval the latencies have already
         self._held = None  # (flat, state, arrays read) of the last epoch, until ``sync`` copies them in
+        self._should_stop: Callable[[], bool] = lambda: False  # asked while a stage waits, too
 
     # ---- where each unit's parameters live
 
@@ -191,6 +194,7 @@ class Coordinator:
 
     def epochs(self, params: Params, state: dict, X, Y, plan: Plan, start_epoch: int = 0,
                should_stop: Callable[[], bool] = lambda: False, X_val=None, Y_val=None) -> Iterator[EpochResult]:
+        self._should_stop = should_stop
         if self.strategy.name != "sync":
             yield from self._parallel_epochs(params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val)
             return
@@ -329,7 +333,13 @@ class Coordinator:
                  for e, h in zip(events, self._submit(events))]
         self._owner = {h: u for u in units for h in u.live}  # delivery -> its unit
         pending = set(range(len(units)))
+        asked = now
         while pending:
+            if now - asked > STOP_POLL:  # a Ctrl-C or a stop ends a stage that waits on lost or slow units too
+                asked = now
+                if self._should_stop():
+                    self.store.overwrite(self.keys.stop, b"1", self.limits.key_ttl)
+                    raise StopRequested("stop requested")
             # A unit is suspect once neither it nor its stage has made progress for a while: on an engine
             # with fewer workers than units, the last ones wait in a queue while the others run. The
             # first result of a stage takes a unit's whole latency; after it, results come at intervals.
@@ -338,7 +348,7 @@ class Coordinator:
             waiting = [units[i] for i in pending]
             wake = min(u.wake(delay, progress) for u in waiting)
             flying = [h for u in waiting for h in u.live]
-            timeout = max(0.0, wake - time.monotonic())
+            timeout = min(STOP_POLL, max(0.0, wake - time.monotonic()))
             done = self.engine.wait(flying, timeout) if flying else time.sleep(timeout) or set()
             now = time.monotonic()
             heard = {id(self._owner[h]) for h in done}

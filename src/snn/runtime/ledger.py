@@ -5,11 +5,73 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from pathlib import Path
+from typing import Annotated
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..documents import regular_size, schema_problem
+from ..errors import RunFolderError
+from ..files import read_table
+
+MAX_LEDGER_BYTES = 1 << 30  # a ledger of millions of invocations
 FIELDS = ("phase", "layer", "unit", "step", "attempt", "duplicate", "status", "worker", "sent", "start", "end",
           "bytes_in", "bytes_out", "wait", "load", "compute", "store_write", "merge", "speculative")
 PARTS = ("wait", "load", "compute", "store_write", "merge")  # where an invocation's time went
-INTEGERS = ("layer", "unit", "step", "attempt", "bytes_in", "bytes_out")
+
+Count = Annotated[int, Field(ge=0, le=1 << 62)]
+Seconds = Annotated[float, Field(ge=0, le=1e12)]  # a part of a duration, or a Unix time
+
+
+class LedgerRow(BaseModel):
+    """One ``invocations.csv`` record as snn writes it: every reader of a ledger checks rows against this."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    phase: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
+    layer: Count
+    unit: Count
+    step: Count
+    attempt: Count
+    duplicate: bool
+    status: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
+    worker: Annotated[str, Field(max_length=200)] = ""
+    sent: Seconds | None = None  # a delivery the coordinator recorded itself has no send time of a worker's
+    start: Seconds
+    end: Seconds
+    bytes_in: Count = 0
+    bytes_out: Count = 0
+    wait: Seconds = 0.0
+    load: Seconds = 0.0
+    compute: Seconds = 0.0
+    store_write: Seconds = 0.0
+    merge: Seconds = 0.0
+    speculative: bool = False
+
+
+def read_ledger(path: str | Path, missing_ok: bool = False) -> list[dict]:
+    """``invocations.csv``, bounded in size and checked row by row against ``LedgerRow``: the one reader of a ledger
+    (trace, cost, report, the service and a resume). A ``RunFolderError`` of one line if it is not one snn wrote."""
+    path = Path(path)
+    if missing_ok and not path.exists():
+        return []
+    if not path.exists():
+        raise RunFolderError(f"{path}: not found; help: only runs through the runtime (a granularity other than "
+                             "network, another engine, or --store) have an invocation ledger")
+    if regular_size(path, RunFolderError) > MAX_LEDGER_BYTES:
+        raise RunFolderError(f"{path}: larger than {MAX_LEDGER_BYTES} bytes; it is not one snn wrote")
+    n = 1
+    try:
+        rows = read_table(path)
+        for n, row in enumerate(rows, start=2):
+            rows[n - 2] = LedgerRow.model_validate({k: v for k, v in row.items() if v is not None}).model_dump()
+    except ValidationError as e:
+        raise RunFolderError(f"{path}: row {n}: {schema_problem(e)}; help: the ledger was changed after the run "
+                             "wrote it") from None
+    except (UnicodeDecodeError, csv.Error, AttributeError, TypeError, OSError) as e:
+        raise RunFolderError(f"{path}: {' '.join(str(e).split())[:200]}; help: the ledger was changed after the run "
+                             "wrote it") from None
+    return rows
 
 
 class Ledger:
@@ -51,9 +113,9 @@ class Ledger:
         self._won, self._ends = {}, {}
 
     def resume(self, records: list[dict], counts: dict[str, int]) -> None:
-        """Go on from a previous process's records (``invocations.csv`` as read back) and counters."""
+        """Go on from a previous process's records (``invocations.csv`` as ``read_ledger`` returns it) and counters."""
         for r in records:
-            self.add({k: int(v) if k in INTEGERS and v is not None else v for k, v in r.items()})
+            self.add(r)
         self.counts.update({k: int(v) for k, v in counts.items()})
 
     def count(self, what: str, n: int = 1) -> None:

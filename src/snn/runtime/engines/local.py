@@ -26,11 +26,12 @@ class LocalEngine:
         self._controller = _controller()
 
     def submit(self, events):
-        if self._inline and len(events) == 1 and _field(events[0], "store", "").startswith("memory://"):
-            # A stage of one unit whose store is this process's memory runs in the calling
-            # thread: it waits on nothing, so it cannot be stuck, and a hop through the pool
-            # costs more than a small unit (1.5x per epoch at layer granularity). A unit
-            # that talks to a remote store runs on the pool, where its timeout applies.
+        if self._inline and len(events) == 1 and _runs_through(events[0]):
+            # A stage of one unit whose store is this process's memory, with no chaos injected,
+            # runs in the calling thread: it waits on nothing, so it cannot be stuck, and a hop
+            # through the pool costs more than a small unit (1.5x per epoch at layer granularity).
+            # A unit that talks to a remote store, or that chaos delays or fails, runs on the
+            # pool, where its timeout and its hedges apply.
             self._blas(parallel=False)
             return [_run_here(events[0])]
         # Units side by side each get one BLAS thread: two pool threads each running a
@@ -104,6 +105,11 @@ class UrgentFirstPool:
                 self._queue.get_nowait()[2].cancel()
         for _ in self._threads:
             self._queue.put((2, next(self._order), None, None, None))
+
+
+def _runs_through(event) -> bool:
+    """Nothing can hold this unit up: its store is this process's memory, and chaos injects nothing into it."""
+    return _field(event, "store", "").startswith("memory://") and not _field(event, "chaos")
 
 
 def _field(event, name, default=None):
