@@ -12,6 +12,11 @@ the arrays, so the runtime options work exactly as for ``snn train``:
 ``SNNClassifier(granularity="neuron", engine="ray")`` trains neuron by neuron on Ray. The
 fitted network is ``model_`` (an ``snn.Model``); ``save`` writes it as an snn model folder
 and ``load`` reads one back as a fitted estimator.
+
+A model file says what the network is, never where a later ``fit`` runs: ``save`` leaves
+``granularity``, ``engine`` and ``store`` out of it, and ``load`` ignores them in a file,
+taking them from its own keywords only (``SNNClassifier.load(path, store="redis://...")``).
+Otherwise a file from elsewhere could send the caller's training data to a server it names.
 """
 
 from __future__ import annotations
@@ -36,14 +41,20 @@ except ImportError as e:
 from .config import Config, parse_config
 from .data import Dataset, Preprocessing
 from .data.tabular import feature_names
-from .documents import schema_problem
-from .errors import ModelFileError
+from .documents import schema_problem, short
+from .errors import ConfigError, DataError, ModelFileError
 from .model import MAX_CLASS_NAME, Model, load_model
 from .run import train
 
 FLOATS = (np.float64, np.float32)  # float32 inputs stay float32; anything else becomes float64
 DATASET = "arrays"  # the name a training on in-memory arrays gives its dataset
 SEED_RANGE = 2**31 - 1
+# Where and how a fit runs: the caller's choice alone, never a model file's (see the module's docstring).
+RUNTIME = ("granularity", "engine", "store")
+
+
+class InputError(DataError, ValueError):
+    """Arrays an estimator cannot learn from or answer for: a ValueError, as scikit-learn has it."""
 
 
 class SNNEstimator(BaseEstimator):
@@ -127,7 +138,10 @@ class SNNEstimator(BaseEstimator):
         names = feature_names(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None
         pre = Preprocessing("table", (X.shape[1],), features=names)  # so `snn predict` takes a CSV by column names
         dataset = Dataset(DATASET, X, self._encoded(y), self._target_names(), pre, task=self.task)
-        run = train(self._config(epochs), save=False, dataset=dataset, start=start)
+        try:
+            run = train(self._config(epochs), save=False, dataset=dataset, start=start)
+        except DataError as e:  # the arrays this call was given: bad input, which scikit-learn says as ValueError
+            raise InputError(str(e)) from None
         self.model_ = run.model
         self.n_iter_ = run.model.summary["epochs"]
         self.history_ = (self.history_ if start is not None else []) + run.history
@@ -150,19 +164,25 @@ class SNNEstimator(BaseEstimator):
 
     # --- predicting -----------------------------------------------------------------------------------------------
 
-    def _columns(self, X) -> np.ndarray:
-        """Rows of ``X`` as the network's input columns ``(n_x, m)``, after sklearn's checks."""
+    def _outputs(self, X) -> np.ndarray:
+        """Each row's answer in numbers, ``(m, k)``, as ``snn predict`` and the service compute it (``Model.outputs``:
+        a classifier's probability per class, a regression's value per target). One that is not finite is refused."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=FLOATS)
-        pre = self.model_.preprocessing
-        return pre.columns(X.reshape(len(X), *pre.shape), self.model_.dtype)
+        with np.errstate(all="ignore"):  # an overflow shows as inf or NaN, refused just below
+            out = self.model_.outputs(X.reshape(len(X), *self.model_.preprocessing.shape))
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if bad.size:
+            raise InputError(f"X: row {bad[0]} drives the network to infinity or NaN ({bad.size} of {len(out)} rows "
+                             "do); allowed: values in the range the model was trained on")
+        return out
 
     # --- saving ---------------------------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted network as an snn model folder (``model.json``, ``model.safetensors``)."""
         check_is_fitted(self)
-        params = {k: v for k, v in self.get_params().items() if k != "random_state"}
+        params = {k: v for k, v in self.get_params().items() if k not in ("random_state", *RUNTIME)}
         if self.random_state is None or isinstance(self.random_state, numbers.Integral):
             params["random_state"] = self.random_state  # a RandomState object is not data; the seed it gave is
         saved = SavedEstimator(
@@ -174,14 +194,21 @@ class SNNEstimator(BaseEstimator):
         return replace(self.model_, summary=summary).save(path)
 
     @classmethod
-    def load(cls, path: str | Path):
-        """A fitted estimator from an snn model folder (one ``save`` wrote, or any ``snn train`` run's)."""
-        return cls.from_model(load_model(path))
+    def load(cls, path: str | Path, **runtime):
+        """A fitted estimator from an snn model folder (one ``save`` wrote, or any ``snn train`` run's).
+
+        ``runtime`` (``granularity``, ``engine``, ``store``) says where its later fits run; the file
+        never does: what it says of them is ignored, and what is not given here is the default.
+        """
+        return cls.from_model(load_model(path), **runtime)
 
     @classmethod
-    def from_model(cls, model: Model):
-        """A fitted estimator that predicts with ``model``."""
+    def from_model(cls, model: Model, **runtime):
+        """A fitted estimator that predicts with ``model``; ``runtime`` as for ``load``."""
         where = f"{cls.__name__}.from_model"
+        foreign = sorted(set(runtime) - set(RUNTIME))
+        if foreign:
+            raise TypeError(f"{where}() got keyword(s) {', '.join(foreign)}; allowed: {', '.join(RUNTIME)}")
         if model.task != cls.task:
             raise ModelFileError(f"{where}: the model is a {model.task} model; help: load it with the "
                                  f"{'SNNRegressor' if model.task == 'regression' else 'SNNClassifier'}")
@@ -193,18 +220,37 @@ class SNNEstimator(BaseEstimator):
         if saved.estimator != cls.__name__ or unknown:
             raise ModelFileError(f"{where}: saved by {saved.estimator} with parameters {sorted(saved.params)}; "
                                  f"allowed: {cls.__name__}'s own ({', '.join(cls._get_param_names())})")
-        params = dict(saved.params)
+        # The file's hyperparameters, but never where it runs (older files kept that too): the caller's keywords.
+        params = {k: v for k, v in saved.params.items() if k not in RUNTIME}
         if isinstance(params.get("hidden_layer_sizes"), list):  # JSON has no tuples
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-        estimator = cls(**params)
+        estimator = cls(**params, **runtime)
         estimator._adopt(model, saved)
+        estimator._check_params(where)
         return estimator
+
+    def _check_params(self, where: str) -> None:
+        """The parameters a model file gave, checked now as a fit would check them: a bad one is a ModelFileError."""
+        if not (self.random_state is None or type(self.random_state) is int):
+            raise ModelFileError(f"{where}: training.estimator.params.random_state is {short(self.random_state)}; "
+                                 "allowed: a whole number or null")
+        try:
+            self._config(self.epochs)
+        except ConfigError as e:
+            raise ModelFileError(f"{where}: training.estimator.params: {e}") from None
 
     def _adopt(self, model: Model, saved: SavedEstimator) -> None:
         self.model_, self._seed, self.history_ = model, saved.seed, []  # the epochs' records stay with the run
         self.n_iter_ = model.summary.get("epochs", 0)
+        if type(self.n_iter_) is not int or self.n_iter_ < 0:  # a later partial_fit counts on from it
+            raise ModelFileError(f"{type(self).__name__}.from_model: training.epochs is {short(self.n_iter_)}; "
+                                 "allowed: a count >= 0")
         self.n_features_in_ = model.spec.n_input
         if saved.feature_names is not None:
+            if len(saved.feature_names) != self.n_features_in_:
+                raise ModelFileError(f"{type(self).__name__}.from_model: training.estimator.feature_names has "
+                                     f"{len(saved.feature_names)} names for the model's {self.n_features_in_} "
+                                     "inputs; allowed: one per input")
             self.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
 
 
@@ -284,8 +330,7 @@ class SNNClassifier(ClassifierMixin, SNNEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities ``(n_samples, n_classes)``, in the order of ``classes_``."""
-        columns = self._columns(X)  # first: it says NotFittedError before fit
-        return self.model_.class_probabilities(columns).T
+        return self._outputs(X)
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each row, as a label of ``classes_``."""
@@ -324,8 +369,7 @@ class SNNRegressor(RegressorMixin, SNNEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Predicted values: shape ``(n_samples,)`` for one target, else ``(n_samples, n_outputs)``."""
-        columns = self._columns(X)  # first: it says NotFittedError before fit
-        Y = self.model_.predict_proba(columns).T
+        Y = self._outputs(X)
         return Y.ravel() if Y.shape[1] == 1 else Y
 
     def __sklearn_tags__(self):
