@@ -12,26 +12,33 @@ A space file (YAML or JSON) names config fields and what they may be::
 
 Trials run ``parallel`` at a time on the chosen engine and report their validation cost
 every epoch; a pruner stops hopeless ones. The study lives in ``TUNE_DIR/study.db``
-(SQLite), so ``--resume`` goes on after a crash without repeating finished trials.
+(SQLite, its path taken literally), so ``--resume`` goes on after a crash without repeating
+finished trials, or runs more of a finished study's (``--trials``); ``best/`` is then retrained.
 Selection uses the validation split only; the best configuration is retrained once at
 the end, and only then is its test accuracy looked at.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
 import json
 import math
+import os
+import sqlite3
+import stat
 import time
 import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional, Union
+from urllib.parse import quote
 
 import optuna
+import sqlalchemy.exc
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
@@ -91,9 +98,21 @@ def _plain_choices(choices: list) -> list:
         if not isinstance(c, (type(None), bool, int, float, str)) or (isinstance(c, str) and len(c) > MAX_CHOICE_CHARS):
             raise ValueError(f"a choice is a number, a string of at most {MAX_CHOICE_CHARS} characters, true, false "
                              f"or null; got {short(c)}")
-    if len({json.dumps(c) for c in choices}) != len(choices):
-        raise ValueError("choices must be distinct")
+    _distinct(choices)
     return choices
+
+
+def _distinct(choices: list) -> None:
+    """Optuna finds a trial's choice by ``==``, so of true, 1 and 1.0 it records the first, whichever ran:
+    choices equal in Python are refused, whatever their JSON type."""
+    groups: dict = {}
+    for c in choices:
+        groups.setdefault(c, []).append(json.dumps(c))  # a dict's keys meet as == does: True, 1 and 1.0
+    same = next((g for g in groups.values() if len(g) > 1), None)
+    if same and len(set(same)) == 1:
+        raise ValueError(f"choices must be distinct: {same[0]} is given {len(same)} times")
+    if same:
+        raise ValueError(f"choices must be distinct: {', '.join(same[:-1])} and {same[-1]} are equal as choices")
 
 
 Choices = Annotated[list[Any], Field(min_length=1, max_length=MAX_CHOICES), AfterValidator(_plain_choices)]
@@ -230,20 +249,55 @@ def _pruner(name: str):
 
 def open_study(folder: Path, name: str, sampler: str, pruner: str, resume: bool, seed: int = 0) -> optuna.Study:
     check_name(name, "study name")  # it names the folder under tunes/: never a path
+    if folder.exists() and not folder.is_dir():
+        raise SnnError(f"{folder}: not a folder; help: give --out a new or existing folder")
     db = folder / "study.db"
-    if db.exists() and not resume:
+    held = _studies_in(db) if os.path.lexists(db) else None
+    if held is not None and not resume:
         raise SnnError(f"{folder} already holds a study; help: add --resume to go on, or pick another --study or --out")
-    if resume and not db.exists():
+    if resume and held is None:
         raise SnnError(f"{db}: nothing to resume")
+    if resume and name not in held:
+        raise SnnError(f"{db} holds no study {name!r}, only {', '.join(map(repr, held)) or 'none'}; "
+                       "help: give --study the name of the study to resume")
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=f"sqlite:///{db}", study_name=name, load_if_exists=resume,
-                                direction="minimize", sampler=_sampler(sampler, seed), pruner=_pruner(pruner))
+    try:
+        study = optuna.create_study(storage=_storage_url(db), study_name=name, load_if_exists=resume,
+                                    direction="minimize", sampler=_sampler(sampler, seed), pruner=_pruner(pruner))
+    except sqlalchemy.exc.SQLAlchemyError as e:  # e.g. a read-only folder, or a database another process locks
+        said = " ".join(str(getattr(e, "orig", None) or e).split())[:200]
+        raise SnnError(f"{db}: the study cannot be opened ({said}); help: check the file and its folder's "
+                       "permissions") from None
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
         # Left behind by a killed tuner: record why, so that their points are run again.
         study._storage.set_trial_user_attr(t._trial_id, "error", INTERRUPTED)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     return study
+
+
+def _storage_url(db: Path) -> str:
+    """The SQLAlchemy URL of the file ``db``, taken literally: ``?`` would start the URL's query (so
+    ``--out 'x.db?a=b'`` once opened x.db) and ``#`` or ``%`` mean something too, so the path is quoted."""
+    return "sqlite:///" + quote(str(db.absolute()), safe="/")
+
+
+def _studies_in(db: Path) -> list[str]:
+    """The names of the studies in ``db``: a regular file (never a link, a FIFO or a device) that is an
+    SQLite database Optuna wrote; anything else is refused in one line, before Optuna or SQLAlchemy sees it."""
+    info = os.lstat(db)
+    if not stat.S_ISREG(info.st_mode):
+        raise SnnError(f"{db}: not a regular file; help: --out names a folder whose study.db snn tune wrote")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(str(db.absolute()))}?mode=ro", uri=True)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"studies", "version_info"} <= tables:
+                raise SnnError(f"{db}: an SQLite database, but not an Optuna study; help: --out names a folder "
+                               "whose study.db snn tune wrote")
+            return [row[0] for row in con.execute("SELECT study_name FROM studies ORDER BY study_id")]
+    except sqlite3.Error as e:
+        raise SnnError(f"{db}: not a study database ({e}); help: --out names a folder whose study.db snn tune "
+                       "wrote, or a new one") from None
 
 
 def _finished(study) -> list:
@@ -373,7 +427,8 @@ def finish(study, base: dict, folder: Path, data_root=None) -> dict:
     config = apply(base, best.params)
     write_json(folder / "best_config.json", config)
     # Retraining is exact: a trial's training is deterministic given its config and seed.
-    run = train(parse_config(config, "best config"), data_root, folder / "best")
+    # best/ is this tune folder's own: a resumed study replaces it with the best trial now.
+    run = train(parse_config(config, "best config"), data_root, folder / "best", force=True)
     summary = {"study": study.study_name, "trials": len(study.trials),
                "completed": len(completed), "pruned": sum(t.state == TrialState.PRUNED for t in study.trials),
                "failed": sum(t.state == TrialState.FAIL for t in study.trials), "best_trial": best.number,
