@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import ConfigError, DataError, ModelFileError, SnnError
+from .terminal import literal, plain
 
 # What to do next, for an error whose message does not say it itself.
 HINTS = {ConfigError: "check the field against `snn train --help` and docs/architecture.md",
@@ -76,7 +77,7 @@ DataOpt = Annotated[Optional[Path], typer.Option("--data", help="data root (else
 
 def fail(message: str, code: int = 2, hint: str = "see `snn COMMAND --help`"):
     # Plain text on one line: rich would wrap a long path, and a wrapped message breaks the tools that read it.
-    typer.echo(f"error: {message}" + ("" if "help:" in message else f"; help: {hint}"), err=True)
+    typer.echo(f"error: {plain(message)}" + ("" if "help:" in message else f"; help: {hint}"), err=True)
     raise typer.Exit(code)
 
 
@@ -168,9 +169,10 @@ def _print_summary(summary: dict, run_dir) -> None:
             table.add_row(key, f"{v:.6g}" if isinstance(v, float) else str(v))
     console.print(table)
     if summary.get("stopped"):
-        console.print(f"[yellow]Stopped ({summary.get('stop_reason')})[/]: a checkpoint was written; continue with "
-                      f"`snn train --resume {run_dir}`", soft_wrap=True)
-    console.print(f"Run folder: [bold]{run_dir}[/] (config.json, history.csv, summary.json, model.*)", soft_wrap=True)
+        console.print(f"[yellow]Stopped ({literal(summary.get('stop_reason'))})[/]: a checkpoint was written; "
+                      f"continue with `snn train --resume {literal(run_dir)}`", soft_wrap=True)
+    console.print(f"Run folder: [bold]{literal(run_dir)}[/] (config.json, history.csv, summary.json, model.*)",
+                  soft_wrap=True)
 
 
 @app.command()
@@ -387,7 +389,7 @@ def report(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")], data: Da
         from .report import write_report
     except ImportError as e:
         fail(f"the report needs {e.name!r}; help: pip install 'serverless-nn[report]'")
-    console.print(f"Report: [bold]{write_report(run_dir, data)}[/]")
+    console.print(f"Report: [bold]{literal(write_report(run_dir, data))}[/]", soft_wrap=True)
 
 
 @app.command()
@@ -411,7 +413,7 @@ def play(
         fail("play needs an image model whose dataset has a test split")
     rng = np.random.default_rng(seed)
     you = machine = played = 0
-    names = ", ".join(f"{i}={c}" for i, c in enumerate(model.classes))
+    names = literal(", ".join(f"{i}={c}" for i, c in enumerate(model.classes)))
     while played < rounds:
         i = int(rng.integers(len(ds.y_test)))
         console.print(_half_blocks(ds.x_test[i], Text))
@@ -420,15 +422,16 @@ def play(
             break
         guess = _class_index(answer, model.classes)
         if guess is None:
-            console.print(f"[yellow]{answer!r} is not a class; answer with a number or a name: {names}[/]")
+            console.print(f"[yellow]{literal(repr(answer))} is not a class; answer with a number or a name: {names}[/]")
             continue
         probs = model.class_probabilities(model.preprocessing.columns(ds.x_test[i : i + 1], model.dtype))[:, 0]
         k, truth = int(probs.argmax()), int(ds.y_test[i])
         played += 1
         you += guess == truth
         machine += k == truth
-        console.print(f"It was [bold]{model.classes[truth]}[/]. You said {model.classes[guess]} "
-                      f"({'right' if guess == truth else 'wrong'}); the model said {model.classes[k]} "
+        said = [literal(model.classes[j]) for j in (truth, guess, k)]
+        console.print(f"It was [bold]{said[0]}[/]. You said {said[1]} "
+                      f"({'right' if guess == truth else 'wrong'}); the model said {said[2]} "
                       f"with p={probs[k]:.3f} ({'right' if k == truth else 'wrong'}).")
         console.print(f"Score after {played}: you {you}, the model {machine}\n")
     console.print(f"[bold]Final score[/]: you {you}, the model {machine}, out of {played}.")
@@ -566,18 +569,19 @@ def _evaluate_classifier(model, name: str, split: str, x, y, as_json: bool) -> N
     if as_json:
         print(json.dumps(result))
         return
-    console.print(f"{name} {split}: accuracy [bold]{result['accuracy']:.4f}[/] on {len(y)} examples")
+    console.print(f"{literal(name)} {split}: accuracy [bold]{result['accuracy']:.4f}[/] on {len(y)} examples")
     cm = Table(title="Confusion matrix (rows: true, columns: predicted)")
     cm.add_column("")
-    for c in model.classes:
+    classes = [literal(c) for c in model.classes]
+    for c in classes:
         cm.add_column(c, justify="right")
-    for c, row in zip(model.classes, C):
+    for c, row in zip(classes, C):
         cm.add_row(c, *map(str, row))
     console.print(cm)
     pc = Table(title="Per class")
     for col in ("class", "precision", "recall", "specificity"):
         pc.add_column(col, justify="right")
-    for i, c in enumerate(model.classes):
+    for i, c in enumerate(classes):
         pc.add_row(c, *(f"{stats[k][i]:.4f}" for k in ("precision", "recall", "specificity")))
     console.print(pc)
 
@@ -592,11 +596,11 @@ def _evaluate_regression(model, name: str, split: str, x, y, as_json: bool) -> N
     if as_json:
         print(json.dumps(result))
         return
-    table = Table(title=f"{name} {split}: {len(y)} examples")
+    table = Table(title=f"{literal(name)} {split}: {len(y)} examples")
     for col in ("target", "MSE", "MAE", "R^2"):
         table.add_column(col, justify="right")
     for i, target in enumerate(model.classes):
-        table.add_row(target, *(f"{scores[k][i]:.6g}" for k in ("mse", "mae", "r2")))
+        table.add_row(literal(target), *(f"{scores[k][i]:.6g}" for k in ("mse", "mae", "r2")))
     console.print(table)
 
 
@@ -635,9 +639,9 @@ def predict(
                     sys.stdout.write(("" if first else ", ") + json.dumps(row))
                     first = False
                     continue
-                said = (", ".join(f"{k} {v:.6g}" for k, v in row["values"].items()) if "values" in row
-                        else f"[bold]{row['label']}[/] ({row['probability']:.4f})")
-                console.print(f"{_where(row)}: {said}", highlight=False, soft_wrap=True)
+                said = (", ".join(f"{literal(k)} {v:.6g}" for k, v in row["values"].items()) if "values" in row
+                        else f"[bold]{literal(row['label'])}[/] ({row['probability']:.4f})")
+                console.print(f"{literal(_where(row))}: {said}", highlight=False, soft_wrap=True)
     if as_json:
         print("]")
 
@@ -718,7 +722,7 @@ def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]):
     from . import load_model
 
     model = load_model(model_path)
-    table = Table(title=f"Model {model_path}")
+    table = Table(title=f"Model {literal(model_path)}")
     for col in ("layer", "type", "output", "activation", "parameters"):
         table.add_column(col, justify="right")
     table.add_row("input", "", _shape(model.spec.input_shape), "", "")
@@ -726,9 +730,10 @@ def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]):
         table.add_row(str(l), layer.spec.kind, _shape(layer.out_shape), layer.activation.name, str(layer.n_params))
     console.print(table)
     console.print(f"loss {model.spec.loss}, dtype {model.dtype}, {model.spec.n_params} parameters")
-    console.print(f"{'targets' if model.task == 'regression' else 'classes'}: {', '.join(model.classes)}")
-    console.print(f"preprocessing: {model.preprocessing.to_json()}")
-    console.print(f"optimizer: {model.optimizer}")
+    console.print(f"{'targets' if model.task == 'regression' else 'classes'}: "
+                  f"{literal(', '.join(model.classes))}", soft_wrap=True)
+    console.print(f"preprocessing: {literal(model.preprocessing.to_json())}", soft_wrap=True)
+    console.print(f"optimizer: {literal(model.optimizer)}", soft_wrap=True)
     console.print_json(data=model.summary)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from .config import MAX_LAYERS, MAX_UNITS, AnyLayer
 from .core.activations import ACTIVATIONS
@@ -193,7 +193,15 @@ class ArchitectureFile(_Strict):
         return NetworkSpec(tuple(self.input_shape), tuple(l.spec() for l in self.layers), self.loss)
 
 
-ClassName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CLASS_NAME)]  # a class's or a column's
+def _printable(name: str) -> str:
+    """A name a model file keeps is shown in terminals and pages: no control or format characters, no line breaks."""
+    if not name.isprintable():
+        raise ValueError("must be printable text: no control characters, line breaks or invisible format characters")
+    return name
+
+
+# A class's, a target's or a column's name.
+ClassName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CLASS_NAME), AfterValidator(_printable)]
 
 
 class PreprocessingFile(_Strict):

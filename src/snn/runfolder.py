@@ -18,7 +18,9 @@ from .errors import RunFolderError
 STOP_FILE, SUMMARY, CHECKPOINT = "STOP", "summary.json", "checkpoint.json"
 # What a training writes; --force removes these (and only these) before starting over.
 RUN_FILES = ("summary.json", "history.csv", "invocations.csv", "checkpoint.json", "runtime.json",
-             "model.json", "model.safetensors", "config.json", "telemetry.safetensors")
+             "model.json", "model.safetensors", "config.json", "telemetry.safetensors",
+             "model.onnx", "report.html")  # what `snn export` and `snn report` write beside a run
+REPORT_FOLDER = "report"  # `snn report`'s figures: *.png, nothing else
 
 
 @contextlib.contextmanager
@@ -57,6 +59,13 @@ def _clear(folder: Path) -> None:
     for path in folder.iterdir():
         if path.name.startswith("checkpoint-") and path.name.endswith(".safetensors") and path.is_file():
             path.unlink()
+    figures = folder / REPORT_FOLDER
+    if figures.is_dir() and not figures.is_symlink():  # never through a link, out of the folder
+        for path in figures.iterdir():
+            if path.suffix == ".png" and path.is_file() and not path.is_symlink():
+                path.unlink()
+        with contextlib.suppress(OSError):  # a figure folder holding anything else is left as it is
+            figures.rmdir()
 
 
 def is_running(folder: Path) -> bool:

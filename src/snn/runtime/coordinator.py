@@ -128,6 +128,7 @@ class Coordinator:
         self.hedging = limits.hedging
         self.latencies = Latencies(limits.hedging, limits.unit_timeout)
         self._inflight: list = []  # deliveries still running whose unit another delivery finished
+        self._deferred: list[tuple[list[str], list]] = []  # a step's keys, kept until its stragglers end
         self._sampled = None  # the wake whose interval the latencies have already
         self._held = None  # (flat, state, arrays read) of the last epoch, until ``sync`` copies them in
         self._should_stop: Callable[[], bool] = lambda: False  # asked while a stage waits, too
@@ -223,7 +224,7 @@ class Coordinator:
                     step += 1
                 self.hold(step, params.flat, state)
                 self.version = step
-                self.drain()
+                self.drain(final=False)
                 yield EpochResult(epoch + 1, total / m, correct / m, lr)
         finally:
             self._drain_quietly()
@@ -270,7 +271,7 @@ class Coordinator:
                 self._cleanup(epoch, list(state))
                 self.hold(epoch + 1, params.flat, state)
                 self.version = epoch + 1
-                self.drain()
+                self.drain(final=False)
                 m = X.shape[1]
                 total = sum(r["cost"] * w for r, w in zip(results, weights))
                 yield EpochResult(epoch + 1, total / m, sum(r["correct"] for r in results) / m, lr)
@@ -454,20 +455,38 @@ class Coordinator:
     def settle(self) -> None:
         """Wait (bounded) for every delivery still running, so that what it did is on the ledger and none
         reads a key after its step is deleted: the copies that lost their race, and the extra deliveries
-        of chaos mode (the chaos engine tracks those itself)."""
+        of chaos mode (the chaos engine tracks those itself). Then delete the keys kept for them.
+
+        Only at the run's end: a straggler bills until it ends (on Lambda too), so what it did belongs on the
+        ledger; the steps in between do not wait for it (``_cleanup``).
+        """
         settle = getattr(self.engine, "settle", None)
         if settle:
             settle()
         elif self._inflight:
             wait_all(self.engine, self._inflight, SETTLE_TIMEOUT)
         self._inflight = []
+        for doomed, _ in self._deferred:
+            self.store.delete(doomed)
+        self._deferred = []
 
-    def drain(self) -> None:
-        """Move the functions' ledger records from the store into the ledger."""
-        self.settle()
+    def _stragglers(self) -> list:
+        """The deliveries still running whose unit is done (a copy that lost, a slow original, chaos's extras)."""
+        running = [*self._inflight, *getattr(self.engine, "running", list)()]
+        if not running:
+            return []
+        done = self.engine.wait(running, 0)
+        self._inflight = [h for h in self._inflight if h not in done]
+        return [h for h in running if h not in done]
+
+    def drain(self, final: bool = True) -> None:
+        """Move the functions' ledger records from the store into the ledger. ``final``: after every delivery
+        still running has ended (bounded); else what is there now, and a straggler's record comes later."""
+        if final:
+            self.settle()
         for record in drain_json(self.store, self.keys.ledger):
             self.ledger.add(record)
-        self.ledger.settle_hedges()  # every delivery of the steps so far is on the ledger now
+        self.ledger.settle_hedges()
 
     def _drain_quietly(self) -> None:
         """Drain on the way out; when the run is already failing (say, the store died),
@@ -479,14 +498,26 @@ class Coordinator:
             self.drain()
 
     def _cleanup(self, step: int, state_names: list[str]) -> None:
-        """Delete every key of a finished step, by name (never a pattern, never a flush)."""
-        self.settle()  # extra deliveries of this step finish first, so none reads a deleted key
+        """Delete every key of a finished step, by name (never a pattern, never a flush).
+
+        A delivery of the step still running (a straggler whose unit a copy or a retry finished) must not
+        read a deleted key or write one again: the step's keys then wait until it ends, and the run goes on.
+        """
         k, doomed = self.keys, self._written
         for l, u, _ in self.slots:
             doomed.append(k.param(step, l, u))
             doomed += [k.state(step, l, u, n) for n in state_names]
-        self.store.delete(doomed)
         self._written = []
+        stragglers = self._stragglers()
+        running = set(stragglers)
+        self._deferred.append((doomed, stragglers))
+        keep = []
+        for keys, waiting in self._deferred:
+            if any(h in running for h in waiting):
+                keep.append((keys, waiting))
+            else:
+                self.store.delete(keys)
+        self._deferred = keep
 
     def finish(self, state_names: list[str]) -> None:
         """Delete what is left of the run in the store: the data, the flags, the last parameters."""

@@ -106,12 +106,19 @@ class ChaosEngine:
     def outcome(self, handle):
         return self.inner.outcome(handle)
 
-    def settle(self) -> None:
+    def running(self) -> list:
+        """Every delivery since the last settle that has not ended yet (the extra ones included)."""
+        if self._running:
+            done = self.inner.wait(self._running, 0)
+            self._running = [h for h in self._running if h not in done]
+        return list(self._running)
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
         """Wait for every delivery still running, so that what it did is on the ledger and none
         reads a key after its step is deleted: the extra deliveries, and also those the
         coordinator gave up on when a live unit was slower than its timeout and was retried."""
         if self._running:
-            wait_all(self.inner, self._running, SETTLE_TIMEOUT)
+            wait_all(self.inner, self._running, timeout)
             self._running = []
 
     def close(self):

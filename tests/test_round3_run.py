@@ -1,0 +1,146 @@
+"""Round three of hostile and unlucky inputs, for the run itself: files that are not regular files, --force, a
+scheduler's SIGTERM, a unit that chaos delays past its timeout, and the command line's own checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import snn
+from conftest import EXAMPLES
+from snn.cli import app
+from snn.errors import FileKindError, SnnError
+from snn.files import write_json, write_text
+from snn.runfolder import is_running
+from test_runtime_parity import small
+
+
+def cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+# ---- files, paths and what they may name
+
+
+def not_regular(tmp_path: Path) -> dict[str, Path]:
+    """A FIFO, a socket, a folder and a link to a device, each where a file would go."""
+    fifo, sock, folder, device = (tmp_path / n for n in ("fifo", "sock", "folder", "stdout"))
+    os.mkfifo(fifo)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock))
+    folder.mkdir()
+    device.symlink_to("/dev/null")
+    return {"a FIFO": fifo, "a socket": sock, "a folder": folder, "a character device": device}
+
+
+def test_no_writer_replaces_what_is_not_a_regular_file(tmp_path):
+    for kind, path in not_regular(tmp_path).items():
+        mode = os.lstat(path).st_mode
+        for write in (lambda p: write_text(p, "x"), lambda p: write_json(p, {"a": 1})):
+            with pytest.raises(FileKindError, match=kind):
+                write(path)
+        assert os.lstat(path).st_mode == mode  # still what it was
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_export_refuses_a_device_and_never_replaces_it(tmp_path):
+    run_dir = tmp_path / "run"
+    snn.train(small(epochs=1), run_dir=run_dir)
+    for target in ("/dev/null", "/dev/full"):
+        before = os.stat(target)
+        result = cli("export", run_dir, "--format", "onnx", "--out", target, "--force")
+        assert result.exit_code == 2 and "not a regular file" in result.output, result.output
+        after = os.stat(target)
+        assert (after.st_mode, after.st_rdev, after.st_ino) == (before.st_mode, before.st_rdev, before.st_ino)
+        assert "Wrote" not in result.output
+
+
+def test_force_removes_the_old_runs_report_and_onnx_file(tmp_path):
+    run_dir = tmp_path / "run"
+    snn.train(small(epochs=1), run_dir=run_dir)
+    assert cli("export", run_dir, "--format", "onnx").exit_code == 0
+    assert cli("report", run_dir).exit_code == 0
+    assert (run_dir / "model.onnx").exists() and (run_dir / "report.html").exists()
+    assert list((run_dir / "report").glob("*.png"))
+    mine = run_dir / "notes.txt"  # not snn's: never removed
+    mine.write_text("keep me")
+    snn.train(small(epochs=2), run_dir=run_dir, force=True)
+    assert not (run_dir / "model.onnx").exists() and not (run_dir / "report.html").exists()
+    assert not (run_dir / "report").exists()
+    assert mine.read_text() == "keep me"
+
+
+# ---- waits and signals
+
+
+def test_sigterm_stops_a_training_like_ctrl_c_with_a_checkpoint_and_exit_143(tmp_path, data_root):
+    out, path = tmp_path / "run", tmp_path / "c.json"
+    cfg = json.loads((EXAMPLES / "catvnoncat-2layer.json").read_text())
+    cfg["training"]["epochs"] = 100_000
+    path.write_text(json.dumps(cfg))
+    env = {**os.environ, "SNN_DATA_DIR": str(data_root), "COLUMNS": "72"}
+    proc = subprocess.Popen([sys.executable, "-m", "snn", "train", str(path), "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "config.json").exists() and is_running(out)):  # a state to wait for
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, stderr
+    assert "Terminated (SIGTERM)" in stderr and "Traceback" not in stderr
+    epoch = json.loads((out / "checkpoint.json").read_text())["epoch"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert epoch >= 1 and summary["epochs"] == epoch and summary["stop_reason"] == "terminated"
+
+
+def test_a_one_unit_stage_that_chaos_delays_is_hedged_and_retried_not_waited_for(tmp_path):
+    """Every stage at layer granularity of this network is one unit, on the local engine with the memory store."""
+    delay = 30.0
+    cfg = small(epochs=3)
+    cfg["runtime"] = {"granularity": "layer", "unit_timeout": 2,
+                      "chaos": f"delay=0.2,delay_s={delay:g},seed=1"}
+    run = snn.train(cfg, save=False)
+    reference = snn.train(small(epochs=3), save=False)
+    assert [r["cost"] for r in run.history] == pytest.approx([r["cost"] for r in reference.history], abs=1e-12)
+    assert run.summary["speculative_won"] + run.summary["lost_and_retried"] >= 1
+    # Not a race: without a copy or a retry, each delayed unit alone holds its epoch for 30 s. The run's end
+    # waits for the late deliveries, so that what they did (and would bill) is on the ledger.
+    assert run.history[-1]["seconds"] < delay / 2
+    late = [r for r in run.ledger.records if r["status"] == "ok" and r["end"] - r["start"] >= delay]
+    assert late and len(late) == run.ledger.counts["injected_delay"]
+
+
+def test_a_stop_ends_a_stage_whose_units_are_all_lost(tmp_path):
+    """drop=0.9, no hedges: almost every delivery is lost, and only the 60 s unit timeout would send it again.
+    A stop (as `snn stop` asks for it) is heard while the stage waits."""
+    out = tmp_path / "run"
+    cfg = {**small(epochs=5), "runtime": {"granularity": "layer", "chaos": "drop=0.9,seed=2", "unit_timeout": 60,
+                                          "max_retries": 1000, "hedge_factor": 0}}
+
+    def stop_once_running():
+        deadline = time.monotonic() + 60
+        while not (out / "runtime.json").exists() and time.monotonic() < deadline:  # the run has begun
+            time.sleep(0.01)
+        (out / "STOP").touch()
+
+    asker = threading.Thread(target=stop_once_running)
+    started = time.monotonic()
+    asker.start()
+    with pytest.raises(SnnError, match="before its first epoch ended"):
+        snn.train(cfg, run_dir=out)
+    asker.join()
+    assert time.monotonic() - started < 30  # well inside the unit timeout it would have waited for
