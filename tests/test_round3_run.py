@@ -144,3 +144,52 @@ def test_a_stop_ends_a_stage_whose_units_are_all_lost(tmp_path):
         snn.train(cfg, run_dir=out)
     asker.join()
     assert time.monotonic() - started < 30  # well inside the unit timeout it would have waited for
+
+
+# ---- one line for every expected error, nothing taken silently
+
+
+def write_config(tmp_path: Path, cfg: dict) -> Path:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.mark.parametrize("entries", [0, -5])
+def test_gradcheck_takes_a_positive_number_of_entries(tmp_path, entries):
+    result = cli("gradcheck", write_config(tmp_path, small(epochs=1)), "--entries", entries)
+    assert result.exit_code == 2 and "Traceback" not in result.output and "--entries" in result.output
+
+
+def test_a_diverging_run_says_so_in_one_line_without_numpys_warnings(tmp_path):
+    cfg = small(epochs=5)
+    cfg["training"]["optimizer"] = {"name": "gd", "learning_rate": 1e300}
+    result = cli("train", write_config(tmp_path, cfg), "--out", tmp_path / "run", "--quiet")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "diverged" in lines[0] and "RuntimeWarning" not in result.output
+
+
+@pytest.mark.parametrize("runtime, said", [({"address": "127.0.0.1:6379"}, "address with engine ray only"),
+                                           ({"chaos": "dup=0.5,dup=0.6"}, "dup is given twice")])
+def test_settings_that_would_be_ignored_are_refused(tmp_path, runtime, said):
+    result = cli("train", write_config(tmp_path, {**small(epochs=1), "runtime": runtime}), "--out", tmp_path / "r")
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def test_stop_with_a_malformed_runtime_json_stops_and_says_so_as_a_note(tmp_path):
+    out = tmp_path / "run"
+    cfg = {**small(epochs=100_000, batch_size=16), "runtime": {"granularity": "layer", "store": "memory"}}
+    done = []
+    trainer = threading.Thread(target=lambda: done.append(snn.train(cfg, run_dir=out)))
+    trainer.start()
+    deadline = time.monotonic() + 60
+    while not ((out / "runtime.json").exists() and is_running(out)):
+        assert time.monotonic() < deadline and trainer.is_alive()
+        time.sleep(0.01)
+    (out / "runtime.json").write_text("{not json")
+    result = cli("stop", out)
+    trainer.join(timeout=60)
+    assert result.exit_code == 0 and "note:" in result.output and "error" not in result.output, result.output
+    assert done and done[0].summary["stopped"]

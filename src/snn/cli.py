@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -140,7 +141,11 @@ def train(
                      f"hedged {r['speculative']}" if r["invocations"] else "")
             progress.update(task, completed=r["epoch"], cost=r["cost"], acc=acc, calls=calls)
 
-        run = run_train(cfg, data, out, on_epoch, resume=resume is not None, force=force)
+        with warnings.catch_warnings():
+            # An overflow on the way to divergence is NumPy's warning per operation; the run itself says it
+            # diverged, in one line, at the end of that epoch.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            run = run_train(cfg, data, out, on_epoch, resume=resume is not None, force=force)
     if as_json:
         print(json.dumps({**run.summary, "run_dir": str(run.run_dir)}))
     elif not quiet:
@@ -512,8 +517,12 @@ def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
     if not is_running(run_dir):
         fail(f"{run_dir}: no training is running there, so there is nothing to stop; "
              f"help: `snn train --resume {run_dir}` goes on with a stopped run")
-    (run_dir / STOP_FILE).touch()
-    info = read_runtime_info(run_dir)
+    (run_dir / STOP_FILE).touch()  # the flag the coordinator reads: this alone stops the run
+    try:
+        info = read_runtime_info(run_dir)
+    except SnnError as e:  # the stop is asked for all the same: say so, not that it failed
+        info = None
+        typer.echo(f"note: {plain(e)}; the stop flag is set, and the run ends after its current step", err=True)
     if info is not None and not info.store.startswith("memory://"):
         # Functions in flight read the flag from the store itself.
         from .runtime.keys import Keys
@@ -682,7 +691,8 @@ def gradcheck(
     config: Annotated[Path, typer.Argument(help="config whose network to check")],
     data: DataOpt = None,
     examples: Annotated[int, typer.Option(help="training examples to use")] = 8,
-    entries: Annotated[int, typer.Option(help="entries compared per tensor (sampled above this)")] = 32,
+    entries: Annotated[int, typer.Option(min=1, max=1_000_000,
+                                         help="entries compared per tensor (sampled above this)")] = 32,
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="largest relative error allowed")] = 1e-6,
 ):
     """Compare backprop with centred finite differences for every parameter tensor (float64)."""

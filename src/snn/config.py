@@ -259,6 +259,13 @@ class RuntimeConfig(Strict):
     budget_usd: float | None = Field(None, gt=0, description="stop, with a checkpoint, before the modelled Lambda "
                                      "cost of the run (bundled prices, 1769 MB x86) would pass this")
 
+    @model_validator(mode="after")
+    def _address_is_rays(self):
+        if self.address is not None and self.engine != "ray":
+            raise ValueError(f"address names a Ray cluster; the {self.engine} engine takes none; "
+                             "allowed: address with engine ray only")
+        return self
+
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str | None) -> str | None:

@@ -48,6 +48,8 @@ def parse_chaos(text: str | None) -> Chaos:
         name, _, value = part.strip().partition("=")
         if name not in allowed:
             raise ValueError(f"chaos: unknown setting {name!r}; allowed: {', '.join(sorted(allowed))}")
+        if name in values:
+            raise ValueError(f"chaos: {name} is given twice; allowed: each setting once")
         try:
             values[name] = int(value) if name == "seed" else float(value)
         except ValueError:
