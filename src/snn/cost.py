@@ -11,29 +11,100 @@ wall time on a VM.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from .documents import parse_document, read_document, schema_problem
 from .errors import SnnError
 
 DEFAULT_PRICES = "aws-2026-11.json"
+MAX_PRICES_BYTES = 64 << 10  # the shipped table is under 1 KB
+PRICES_HELP = f"help: see snn/prices/{DEFAULT_PRICES} for the fields and what each allows"
+
+# Every price is a finite number of dollars, bounded so that any ledger's cost stays finite.
+Usd = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
+Megabytes = Annotated[int, Field(ge=1, le=1 << 20)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
+
+
+class _Table(BaseModel):
+    # strict: "0.2" is not a price and true is not 1; an unknown field is a typo, not something to ignore
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class MemoryRange(_Table):
+    min: Megabytes
+    max: Megabytes
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max}); allowed: min <= max")
+        return self
+
+
+class LambdaPrices(_Table):
+    request_per_million: Usd
+    gb_second: Annotated[dict[Name, Usd], Field(min_length=1, max_length=16)]  # by architecture
+    billing_granularity_ms: Annotated[int, Field(ge=1, le=3_600_000)]
+    memory_mb: MemoryRange
+    mb_per_vcpu: Annotated[float, Field(gt=0, le=1 << 20, allow_inf_nan=False)]
+
+
+class Hourly(_Table):
+    name: Text
+    usd: Usd
+
+
+class PriceTable(_Table):
+    version: Name
+    date: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    source: Text
+    currency: Literal["USD"] = "USD"
+    lambda_: LambdaPrices = Field(alias="lambda")
+    store_per_hour: Hourly
+    vm_per_hour: Hourly
 
 
 def load_prices(path: str | Path | None = None) -> dict:
+    """The price table at ``path`` (the shipped one by default) as plain data, once its schema holds.
+
+    The file is read only if it is a regular file of at most ``MAX_PRICES_BYTES`` (never a FIFO or a device),
+    as plain JSON/YAML; anything else is one ``SnnError`` naming the file and, for a bad field, that field."""
+    if path:
+        source = str(path)
+        try:
+            data = read_document(path, "price table", SnnError, MAX_PRICES_BYTES)
+        except SnnError as e:
+            raise SnnError(_named(str(e))) from None
+    else:
+        source = DEFAULT_PRICES
+        text = resources.files("snn.prices").joinpath(DEFAULT_PRICES).read_text(encoding="utf-8")
+        data = parse_document(text, source, as_yaml=False, error=SnnError)
     try:
-        text = Path(path).read_text() if path else resources.files("snn.prices").joinpath(DEFAULT_PRICES).read_text()
-        prices = json.loads(text)
-        for key in ("version", "date", "source", "lambda", "store_per_hour", "vm_per_hour"):
-            prices[key]
-        return prices
-    except (OSError, json.JSONDecodeError) as e:
-        raise SnnError(f"price table {path}: cannot be read ({e})") from None
-    except KeyError as e:
-        raise SnnError(f"price table {path}: missing {e}; see {DEFAULT_PRICES} for the fields") from None
+        return PriceTable.model_validate(data).model_dump(by_alias=True)
+    except ValidationError as e:
+        raise SnnError(f"price table {source}: {_problem(e)}; {PRICES_HELP}") from None
+
+
+def _named(message: str) -> str:
+    """A reading error as a price table's: what it is, and where to look."""
+    message = message if "price table" in message else f"price table {message}"
+    return message if "help:" in message else f"{message}; {PRICES_HELP}"
+
+
+def _problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    if first["type"] == "missing":
+        return f"missing {'.'.join(map(str, first['loc']))!r}"
+    return schema_problem(error)
 
 
 def stretch(memory_mb: int, prices: dict) -> float:
