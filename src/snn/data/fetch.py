@@ -4,6 +4,10 @@ A mirror is not trusted: each file may not exceed its published size, must arriv
 an overall deadline (a server that trickles a byte at a time is cut off), and must match
 its published SHA-256; otherwise nothing is written. A published archive is then unpacked
 member by member (never ``extractall``): only the files its loader reads, all or none.
+
+Whatever stands where a dataset's file goes must be that file or nothing: a FIFO (a read would
+block), a device (a read would never end) or a folder there is one ``DataError``, never read and
+never a reason to download. A SIGTERM during a fetch ends it as Ctrl-C does, leaving no partial file.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import os
 import shutil
+import signal
+import stat
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -36,6 +44,13 @@ DOWNLOAD_ERRORS = (urllib.error.URLError, OSError, http.client.HTTPException, Va
 UNPACK_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)  # zlib, EOF: a damaged gzip stream
 MAX_ENTRIES = 1000  # entries read from one archive; the published ones hold a handful
 MAX_OTHER_BYTES = 1 << 20  # what an archive may hold beyond its members (a readme)
+MAX_HEADER_BYTES = 64 << 10  # one extended header (a GNU long name, a PAX record set): tarfile reads it whole
+MAX_HEADER_CHAIN = 8  # extended headers in front of one entry: tarfile reads each with one more recursion
+EXTENDED_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                  tarfile.SOLARIS_XHDTYPE)
+SPARSE_REFUSED = "a sparse file; allowed: regular files and folders"
+NOT_REGULAR = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+               (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
 
 
 def published(name: str) -> Published:
@@ -67,13 +82,37 @@ def verify(root: Path, name: str) -> list[FileStatus]:
     out = []
     for file, expected in dataset.files.items():
         path = root / name / file
-        if not path.exists():
+        if not present(root, name, file):
             out.append(FileStatus(name, file, "missing", 0))
             continue
-        size = path.stat().st_size if path.is_file() else 0
-        ok = path.is_file() and size == expected.size and sha256_of(path) == expected.sha256
+        size = path.stat().st_size
+        ok = size == expected.size and sha256_of(path) == expected.sha256
         out.append(FileStatus(name, file, "ok" if ok else "corrupt", size))
     return out
+
+
+def present(root: Path, name: str, file: str) -> bool:
+    """Whether ``file`` of dataset ``name`` is there as a regular file (False: nothing is there).
+
+    Anything else in its place, or in place of a folder on its way, is a ``DataError`` naming it:
+    opening a FIFO would block, a device would never end, and a download could not replace a folder.
+    """
+    path, parts = root / name, PurePosixPath(file).parts
+    for depth, part in enumerate(parts, 1):
+        path = path / part
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError) as e:  # a loop of links, a name too long
+            raise DataError(f"{path}: cannot be read ({reason(e)}); help: remove it, then run "
+                            f"`snn data fetch {name}`") from None
+        wanted = ("folder", stat.S_ISDIR) if depth < len(parts) else ("regular file", stat.S_ISREG)
+        if not wanted[1](mode):
+            kind = next((kind for test, kind in NOT_REGULAR if test(mode)), "special file")
+            raise DataError(f"{path} is a {kind}, not a {wanted[0]}; help: remove it, then run "
+                            f"`snn data fetch {name}`")
+    return True
 
 
 def fetch(root: Path, name: str, base_url: str | None = None, timeout: float = TIMEOUT, progress=None,
@@ -88,19 +127,46 @@ def fetch(root: Path, name: str, base_url: str | None = None, timeout: float = T
     dataset = published(name)
     dataset_folder(root, name)
     base = _mirror(base_url or dataset.mirror)
+    for file in dataset.needed:  # before any download: an unpacked file's place must be free for it
+        present(root, name, file)
     fetched = []
-    for status in verify(root, name):
-        if status.state == "ok":
-            continue
-        url = base.rstrip("/") + "/" + status.file
-        target = root / name / status.file
-        expected = dataset.files[status.file]
-        limit = deadline if deadline is not None else max(DEADLINE, expected.size / MIN_RATE)
-        _download(url, target, expected, timeout, progress, limit, clock)
-        fetched.append(target)
-    if dataset.unpack:
-        unpack(root / name, dataset.unpack)
+    with terminated_as_interrupted():
+        for status in verify(root, name):
+            if status.state == "ok":
+                continue
+            url = base.rstrip("/") + "/" + status.file
+            target = root / name / status.file
+            expected = dataset.files[status.file]
+            limit = deadline if deadline is not None else max(DEADLINE, expected.size / MIN_RATE)
+            _download(url, target, expected, timeout, progress, limit, clock)
+            fetched.append(target)
+        if dataset.unpack:
+            unpack(root / name, dataset.unpack)
     return fetched
+
+
+@contextlib.contextmanager
+def terminated_as_interrupted():
+    """While this runs, SIGTERM raises ``SystemExit(143)`` as Ctrl-C raises KeyboardInterrupt.
+
+    SIGTERM's default action kills the process without running a ``finally``, so ``atomic_path``
+    would leave its ``.part`` file behind; an exception lets it remove it. The previous handler is put
+    back after. Nothing changes outside the main thread (the only one that takes signals), nor when
+    SIGTERM is ignored on purpose or handled outside Python (no handler could be put back).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) in (signal.SIG_IGN, None):
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def _mirror(url: str) -> str:
@@ -151,19 +217,58 @@ def _copy(response, out, url: str, expected: PublishedFile, deadline: float, ela
 
 
 def ensure(root: Path, name: str) -> None:
-    """Fetch ``name`` into ``root`` when any file its loader reads is absent."""
-    if not all((root / name / file).is_file() for file in published(name).needed):
+    """Fetch ``name`` into ``root`` when any file its loader reads is absent (something else there is refused)."""
+    if not all(present(root, name, file) for file in published(name).needed):
         fetch(root, name)
 
 
 def verify_presence(root: Path, name: str) -> list[FileStatus]:
     """Like ``verify`` without hashing: only whether each file exists."""
     dataset = published(name)
-    return [
-        FileStatus(name, f, "ok" if (root / name / f).is_file() else "missing", 0) for f in dataset.files
-    ]
+    return [FileStatus(name, f, "ok" if present(root, name, f) else "missing", 0) for f in dataset.files]
 
 
+class _HeaderRefused(tarfile.TarError):
+    """An extended or sparse header refused before tarfile reads what it announces."""
+
+
+class _BoundedInfo(tarfile.TarInfo):
+    """A ``TarInfo`` that bounds what tarfile reads whole before any entry reaches ``unpack``'s checks.
+
+    tarfile reads a GNU long name or a PAX header in one piece, whatever size its header claims
+    (1 MB of gzip can claim a gigabyte), and each one in front of an entry costs a recursion; it
+    also collects the blocks of a GNU sparse map without end. ``_proc_member`` is tarfile's own
+    hook for this (see its comment). Each archive gets a fresh subclass (``for_archive``), whose
+    ``bytes_left`` counts what its extended headers may still take.
+    """
+
+    bytes_left = MAX_OTHER_BYTES
+    chain = 0
+
+    @classmethod
+    def for_archive(cls) -> type[_BoundedInfo]:
+        return type(cls.__name__, (cls,), {"bytes_left": MAX_OTHER_BYTES, "chain": 0})
+
+    def _proc_member(self, tar):
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise _HeaderRefused(SPARSE_REFUSED)
+        if self.type not in EXTENDED_TYPES:
+            return super()._proc_member(tar)
+        cls = type(self)
+        if self.size > min(MAX_HEADER_BYTES, cls.bytes_left):
+            raise _HeaderRefused(f"an extended header of {self.size} bytes; allowed: at most {MAX_HEADER_BYTES} "
+                                 f"bytes each, {MAX_OTHER_BYTES} in all")
+        if cls.chain >= MAX_HEADER_CHAIN:
+            raise _HeaderRefused(f"more than {MAX_HEADER_CHAIN} extended headers in front of one entry")
+        cls.bytes_left -= self.size
+        cls.chain += 1
+        try:
+            return super()._proc_member(tar)
+        finally:
+            cls.chain -= 1
+
+    def _proc_gnusparse_10(self, next, pax_headers, tar):  # a PAX sparse file: it reads a map of any length
+        raise _HeaderRefused(SPARSE_REFUSED)
 
 
 def unpack(folder: Path, spec: Unpack) -> list[Path]:
@@ -177,7 +282,8 @@ def unpack(folder: Path, spec: Unpack) -> list[Path]:
     most = sum(spec.members.values()) + MAX_OTHER_BYTES
     found: set[str] = set()
     try:
-        with tarfile.open(archive, "r:*") as tar, contextlib.ExitStack() as written:
+        with tarfile.open(archive, "r:*", tarinfo=_BoundedInfo.for_archive()) as tar, \
+                contextlib.ExitStack() as written:
             total = 0
             for count, entry in enumerate(tar, 1):
                 total += entry.size
