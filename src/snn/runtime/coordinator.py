@@ -486,7 +486,7 @@ class Coordinator:
             self.settle()
         for record in drain_json(self.store, self.keys.ledger):
             self.ledger.add(record)
-        self.ledger.settle_hedges()
+        self.ledger.settle_hedges(final)
 
     def _drain_quietly(self) -> None:
         """Drain on the way out; when the run is already failing (say, the store died),

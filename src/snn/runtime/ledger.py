@@ -97,20 +97,25 @@ class Ledger:
         """A speculative copy of ``unit`` (step, phase, layer, unit) finished first."""
         self._won[unit] = timeout_at
 
-    def settle_hedges(self) -> None:
-        """What the copies that won saved, once every delivery of their steps is on the ledger.
+    def settle_hedges(self, final: bool = True) -> None:
+        """What the copies that won saved, once their stragglers' deliveries are on the ledger.
 
         Against the unit's first delivery when it finished later (a straggler), else against
-        the moment the unit timeout would have sent the unit again (a lost one).
+        the moment the unit timeout would have sent the unit again (a lost one). Not ``final``:
+        only the units whose first delivery has ended; the others wait for it (or the run's end).
         """
-        saved = 0.0
+        saved, waiting = 0.0, {}
         for unit, timeout_at in self._won.items():
             ends = self._ends.get(unit, {})
             copy, first = ends.get("copy"), ends.get("first")
+            if first is None and not final:
+                waiting[unit] = timeout_at
+                continue
             if copy is not None:
                 saved += max(0.0, (first if first is not None else timeout_at) - copy)
         self.counts["speculative_saved_ms"] += round(saved * 1e3)
-        self._won, self._ends = {}, {}
+        self._won = waiting
+        self._ends = {unit: self._ends[unit] for unit in waiting if unit in self._ends}
 
     def resume(self, records: list[dict], counts: dict[str, int]) -> None:
         """Go on from a previous process's records (``invocations.csv`` as ``read_ledger`` returns it) and counters."""
