@@ -130,6 +130,11 @@ def test_huge_inputs_are_refused_not_answered_with_nan(fitted):
         reg.predict(np.array([[1.0, 2.0, 3.0], [1e308, -1e308, 1e308]]))
     with pytest.raises(SnnError):  # and it is an snn error too: one line, as every other
         reg.predict(np.full((2, 3), 1e308))
+    # scikit-learn's own check sums the array first, where inf and -inf warn before it raises: only the error is seen.
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        clf.predict(np.array([[0.0, 0.0, np.inf, -np.inf]]))
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        SNNClassifier(epochs=2).fit(np.array([[0.0, np.inf], [1.0, -np.inf]]), [0, 1])
 
 
 def check_answer(call, *args):

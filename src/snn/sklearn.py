@@ -127,7 +127,9 @@ class SNNEstimator(BaseEstimator):
 
     def _checked(self, X, y, reset: bool):
         regression = self.task == "regression"
-        return validate_data(self, X, y, reset=reset, dtype=FLOATS, multi_output=regression, y_numeric=regression)
+        with _quiet_checks():
+            return validate_data(self, X, y, reset=reset, dtype=FLOATS, multi_output=regression,
+                                 y_numeric=regression)
 
     def _fresh_seed(self) -> int:
         if isinstance(self.random_state, numbers.Integral) and not isinstance(self.random_state, bool):
@@ -168,7 +170,8 @@ class SNNEstimator(BaseEstimator):
         """Each row's answer in numbers, ``(m, k)``, as ``snn predict`` and the service compute it (``Model.outputs``:
         a classifier's probability per class, a regression's value per target). One that is not finite is refused."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=FLOATS)
+        with _quiet_checks():
+            X = validate_data(self, X, reset=False, dtype=FLOATS)
         with np.errstate(all="ignore"):  # an overflow shows as inf or NaN, refused just below
             out = self.model_.outputs(X.reshape(len(X), *self.model_.preprocessing.shape))
         bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
@@ -309,10 +312,10 @@ class SNNClassifier(ClassifierMixin, SNNEstimator):
         return np.searchsorted(self.classes_, y)
 
     def _target_names(self) -> tuple[str, ...]:
-        # model.json names each class once, in 1..200 characters; labels that cannot be named so are
-        # named by their index there (the labels themselves are kept with the estimator's parameters).
+        # model.json names each class once, in 1..200 printable characters; labels that cannot be named so
+        # are named by their index there (the labels themselves are kept with the estimator's parameters).
         names = tuple(str(c) for c in self.classes_)
-        if len(set(names)) == len(names) and all(0 < len(n) <= MAX_CLASS_NAME for n in names):
+        if len(set(names)) == len(names) and all(0 < len(n) <= MAX_CLASS_NAME and n.isprintable() for n in names):
             return names
         return tuple(str(i) for i in range(len(names)))
 
@@ -376,6 +379,11 @@ class SNNRegressor(RegressorMixin, SNNEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _quiet_checks():
+    """scikit-learn's finiteness check sums the array first: inf and -inf warn there (NaN), then it raises."""
+    return np.errstate(invalid="ignore", over="ignore")
 
 
 def _plain(value):
