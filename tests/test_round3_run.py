@@ -193,3 +193,13 @@ def test_stop_with_a_malformed_runtime_json_stops_and_says_so_as_a_note(tmp_path
     trainer.join(timeout=60)
     assert result.exit_code == 0 and "note:" in result.output and "error" not in result.output, result.output
     assert done and done[0].summary["stopped"]
+
+
+def test_an_estimator_whose_fit_diverges_raises_a_value_error():
+    import numpy as np
+
+    from snn.sklearn import SNNRegressor
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    with pytest.raises(ValueError, match="diverged"):
+        SNNRegressor(hidden_layer_sizes=(4,), epochs=5, learning_rate=1e300).fit(X, X.sum(axis=1))

@@ -197,6 +197,7 @@ def trace(
                           "hedges": hedges(records, _summary_if_any(run_dir))}, default=str))
         return
     ms = lambda x: f"{x * 1e3:.2f}"  # noqa: E731
+    n, path, span = critical_path(records, step)  # a step the ledger does not hold fails before any table
     for by in ("phase", "layer", "worker"):
         table = Table(title=f"Invocations by {by}: duration p50/p95/total and where the total went (ms)")
         for col in (by, "n", "p50", "p95", "total", "wait", "load", "compute", "write", "merge"):
@@ -204,10 +205,9 @@ def trace(
         for row in summarize(records, by):
             d = row["duration"]
             name = ":".join(str(row[by]).split(":")[-2:])  # pid:thread is enough on one run
-            table.add_row(name, str(row["count"]), ms(d["p50"]), ms(d["p95"]), ms(d["total"]),
+            table.add_row(literal(name), str(row["count"]), ms(d["p50"]), ms(d["p95"]), ms(d["total"]),
                           *(ms(row[p]["total"]) for p in ("wait", "load", "compute", "store_write", "merge")))
         console.print(table)
-    n, path, span = critical_path(records, step)
     table = Table(title=f"Critical path of step {n}: {ms(span)} ms from first send to last end")
     for col in ("stage", "unit", "wait", "load", "compute", "write", "merge", "total"):
         table.add_column(col, justify="right")

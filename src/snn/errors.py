@@ -43,3 +43,7 @@ class StoreError(SnnError):
 
 class FileKindError(SnnError):
     """A path names something that is not a regular file (a device, a FIFO, a socket, a folder) where one is needed."""
+
+
+class DivergedError(SnnError, ValueError):
+    """The cost stopped being a number: the training diverged (a ValueError, as scikit-learn expects of a fit)."""

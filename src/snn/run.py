@@ -34,7 +34,7 @@ from .core.optimizers import make_optimizer
 from .core.training import Plan
 from .data import Dataset, check_splits, load_dataset
 from .documents import schema_problem, short
-from .errors import ConfigError, ModelFileError, RunFolderError, SnnError, StoreError
+from .errors import ConfigError, DivergedError, ModelFileError, RunFolderError, SnnError, StoreError
 from .files import write_json, write_text
 from .metrics import accuracy
 from .model import Model
@@ -298,8 +298,11 @@ def _train(config: Config, data_root, folder: Path, on_epoch, save: bool, resume
     loop_start = flushed = time.perf_counter()
     live_every = LIVE_EVERY
     try:
-        with epoch_source(config.runtime, config.training, spec, net, optimizer, params, state, X, Y, plan, start_epoch,
-                          should_stop, ledger, folder if save else None, X_val, Y_val) as source:
+        # An overflow on the way to divergence is not worth NumPy's warning per operation: check_finite says, in
+        # one line at the epoch's end, that the run diverged.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                epoch_source(config.runtime, config.training, spec, net, optimizer, params, state, X, Y, plan,
+                             start_epoch, should_stop, ledger, folder if save else None, X_val, Y_val) as source:
             epochs = source
             # Training time starts once the engine is up (a Ray cluster joined, a store opened): that is
             # the run's wall time, not its epochs'.
@@ -414,7 +417,7 @@ def check_finite(record: dict, config: Config) -> None:
         value = record[key]
         if value is not None and not np.isfinite(value):
             lr = config.training.optimizer.learning_rate
-            raise SnnError(f"training diverged at epoch {record['epoch']}: the {key.replace('_', ' ')} is {value}; "
+            raise DivergedError(f"training diverged at epoch {record['epoch']}: the {key.replace('_', ' ')} is {value}; "
                            f"help: lower training.optimizer.learning_rate (now {lr:g}) or check the inputs' scale")
 
 

@@ -19,7 +19,8 @@ FIELDS = ("phase", "layer", "unit", "step", "attempt", "duplicate", "status", "w
           "bytes_in", "bytes_out", "wait", "load", "compute", "store_write", "merge", "speculative")
 PARTS = ("wait", "load", "compute", "store_write", "merge")  # where an invocation's time went
 
-Count = Annotated[int, Field(ge=0, le=1 << 62)]
+Index = Annotated[int, Field(ge=0, le=10**12)]  # a layer, unit, step or attempt
+Count = Annotated[int, Field(ge=0, le=1 << 62)]  # bytes
 Seconds = Annotated[float, Field(ge=0, le=1e12)]  # a part of a duration, or a Unix time
 
 
@@ -29,13 +30,13 @@ class LedgerRow(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     phase: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
-    layer: Count
-    unit: Count
-    step: Count
-    attempt: Count
+    layer: Index
+    unit: Index
+    step: Index
+    attempt: Index
     duplicate: bool
     status: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
-    worker: Annotated[str, Field(max_length=200)] = ""
+    worker: Annotated[str, Field(pattern=r"^[ -~]{0,200}$")] = ""  # host:pid:thread, printable ASCII
     sent: Seconds | None = None  # a delivery the coordinator recorded itself has no send time of a worker's
     start: Seconds
     end: Seconds
