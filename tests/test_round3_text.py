@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
@@ -88,3 +89,39 @@ def test_a_model_file_whose_class_names_hold_control_characters_is_refused_in_on
 def test_an_error_message_never_sends_control_characters_to_the_terminal(tmp_path):
     result = cli("info", tmp_path / "no\x1b[2Jsuch")
     assert result.exit_code == 2 and "\x1b" not in result.output and "\\x1b" in result.output
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "model-v1-xor"
+ANY_TEXT = st.text(st.characters(codec=None), min_size=1, max_size=30)  # every Unicode category, surrogates aside
+
+
+def sidecar_with(tmp_path: Path, change) -> Path:
+    folder = tmp_path / "m"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(FIXTURE, folder)
+    sidecar = json.loads((folder / "model.json").read_text())
+    change(sidecar)
+    (folder / "model.json").write_text(json.dumps(sidecar))
+    return folder
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.one_of(ANY_TEXT, st.sampled_from(MARKUP)), where=st.sampled_from(["class", "feature"]))
+def test_any_class_or_feature_name_is_shown_literally_or_refused_in_one_line(tmp_path_factory, name, where):
+    def change(sidecar):
+        if where == "class":
+            sidecar["classes"][0] = name
+        else:
+            sidecar["preprocessing"]["features"] = [name, "other"]
+
+    folder = sidecar_with(tmp_path_factory.mktemp("n"), change)
+    result = cli("info", folder)
+    if result.exit_code == 0:
+        assert name.isprintable() and name != "other"
+        if where == "class":
+            assert f"classes: {name}, 1" in result.output
+    else:
+        line = result.output.strip()
+        assert result.exit_code == 2 and line.startswith("error:") and line.isprintable(), result.output
+        assert not name.isprintable() or name == "other" or name != name.strip()
