@@ -682,7 +682,7 @@ def _tables(model, paths: list[Path]) -> list:
             about_columns = any(word in str(e) for word in ("header", "column", "row "))
             fail(str(e), hint="`snn info MODEL` shows the features the model takes" if about_columns else
                  "give a CSV file of the rows to predict")
-        parts.append((lambda i, p=p, numbers=numbers: {"file": str(p), "row": numbers[i]}, X))
+        parts.append((lambda i, p=p, numbers=numbers: {"file": str(p), "row": int(numbers[i])}, X))
     return parts
 
 

@@ -12,7 +12,9 @@ and any fault a ``DataError`` naming the file and the row, column or array at fa
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import itertools
 import math
 import re
@@ -47,7 +49,6 @@ from .dataset import Dataset, Preprocessing
 
 NPZ_KEYS = ("x_train", "y_train")
 NPZ_ARRAYS = (*NPZ_KEYS, "x_test", "y_test")
-NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
 TASKS, OPTIONS = ("classification", "regression"), ("label", "task")
@@ -100,17 +101,28 @@ def load_csv(path: Path, options: CsvOptions = CsvOptions()) -> Dataset:
     """A CSV, one example a row: numbers with the label in the last column, or, with
     ``options.label``, a header and the label in the column it names.
 
-    Without a label name the first row is a header when its last field (the label's) is not a number.
+    Without a label name the first row is a header when its last field (the label's) is not a
+    number, and the file is read as NumPy reads a table of numbers: a quote is no number, never
+    the start of a quoted field. With a label name it is read as the csv module reads it.
     """
     path = regular_file(path, MAX_CSV_BYTES)
-    rows = [(n, line) for n, line in enumerate(NEWLINE.split(_text(path)), 1) if line.strip()]
     if options.label is not None:
-        return _labelled(path, rows, options)
-    header = _header(rows)
-    table = _parse(rows, header, path)
+        return _labelled(path, _records(path, MAX_CSV_BYTES), options)
+    records = _records(path, MAX_CSV_BYTES, csv.QUOTE_NONE)
+    n, first = next(records, (0, []))
+    header = first if first and not _is_number(first[-1]) else None
+    if header is None:  # the first row is data
+        records = itertools.chain([(n, first)] if first else [], records)
+    rows, table, _ = _read_table(records, len(first), range(len(first)), header, path, NUMBERS_ONLY,
+                                 first="the header" if header else f"row {n}")
+    width = table.shape[1]
+    if not len(rows):
+        raise DataError(f"{path}: no data rows; allowed: one example a row, numbers, the label last")
+    if width < 2:
+        raise DataError(f"{path}: {width} column; allowed: at least one feature column and a label column")
 
     def at(i: int, j: int) -> str:
-        return f"row {rows[i][0]}, {_column(j, header)}"
+        return f"row {rows[i]}, {_column(j, header)}"
 
     check_features(table, str(path), lambda index: at(*index))  # the labels too: NaN is no label
     y = check_labels(table[:, -1], MAX_CLASSES, str(path), lambda i: at(i, table.shape[1] - 1))
@@ -118,32 +130,83 @@ def load_csv(path: Path, options: CsvOptions = CsvOptions()) -> Dataset:
     return check_splits(Dataset(f"csv:{path}", x, y, classes_for(y), Preprocessing("table", (x.shape[1],))))
 
 
-def _text(path: Path, most: int = MAX_CSV_BYTES) -> str:
+CHUNK = 4096  # records turned into numbers at a time: their text and fields stay a few MiB, whatever the file's size
+# A number as a table writes it: ASCII digits, sign, point, exponent, nan or inf, spaces around it. float()
+# takes more (other scripts' digits, 1_000, tabs and line breaks around it), none of which a table means as one.
+PLAIN = re.compile(r"[0-9A-Za-z.+\- ]*")
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What a table's numeric cells may hold, and how a message says so."""
+
+    allowed: str
+    finite: bool = True  # refuse a missing value, NaN or inf here (a numbers-only CSV leaves NaN to check_features)
+    help: str = "; help: encode that column as numbers or drop it"
+
+
+NUMBERS_ONLY = _Rules("numbers only, the label last", finite=False, help="")
+
+
+class _Bounded(io.RawIOBase):
+    """A file's bytes, refused past ``most`` of them: the file may have grown since its size was checked."""
+
+    def __init__(self, f, most: int, path: Path):
+        self.f, self.left, self.most, self.path = f, most, most, path
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.f.readinto(buffer)
+        self.left -= n
+        if self.left < 0:
+            raise DataError(f"{self.path}: more than {self.most} bytes; allowed: at most {self.most}")
+        return n
+
+
+def _records(path: Path, most: int, quoting: int = csv.QUOTE_MINIMAL) -> Iterator[tuple[int, list[str]]]:
+    """The file's records, read as they are needed, as the csv module splits them: a quoted field may
+    hold a comma, a quote or a line break. Each comes with its row number, counted as a spreadsheet
+    numbers its rows: the first record (the header, if there is one) is row 1, a quoted line break
+    starts no row, and a blank line is a row of its own, though none is yielded."""
+    with open(path, "rb", buffering=0) as raw, io.TextIOWrapper(io.BufferedReader(_Bounded(raw, most, path)),
+                                                               encoding="utf-8-sig", newline="") as text:
+        n = 0
+        try:
+            for n, fields in enumerate(csv.reader(text, strict=True, quoting=quoting), 1):
+                if len(fields) > 1 or fields and fields[0].strip():
+                    yield n, fields
+        except csv.Error as e:
+            raise DataError(f"{path}: row {n + 1}: not a CSV row ({reason(e)}); "
+                            "help: quote a field holding a comma or a quote, and close its quotes") from None
+        except UnicodeDecodeError:
+            raise _not_utf8(path) from None
+
+
+def _not_utf8(path: Path) -> DataError:
+    """The error for a file that is not UTF-8, naming its first bad byte (found again, a chunk at a time)."""
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
     with open(path, "rb") as f:
-        raw = f.read(most + 1)  # the file may have grown since its size was checked
-    if len(raw) > most:
-        raise DataError(f"{path}: more than {most} bytes; allowed: at most {most}")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); "
-                        "help: save it as UTF-8") from None
+        while True:
+            chunk, pending = f.read(1 << 20), len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as e:  # e.object: the bytes still pending, then the chunk
+                return DataError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                                 f"{offset - pending + e.start}); help: save it as UTF-8")
+            if not chunk:
+                return DataError(f"{path}: not UTF-8 text; help: save it as UTF-8")  # it changed while read
+            offset += len(chunk)
 
 
 def _column(j: int, header: list[str] | None) -> str:
     return f"column {j + 1}" + (f" ({shown(header[j].strip())})" if header else "")
 
 
-def _header(rows: list[tuple[int, str]]) -> list[str] | None:
-    """The first row's fields, taken off ``rows``, when it is a header: its label field is not a number."""
-    if rows and not _is_number(rows[0][1].rsplit(",", 1)[-1]):
-        return rows.pop(0)[1].split(",")
-    return None
-
-
 def _is_number(field: str) -> bool:
-    """What NumPy's CSV reader takes for a number: Python's float syntax, in ASCII, without ``_``."""
-    if not field.isascii() or "_" in field:
+    """A plain number (see ``PLAIN``) in Python's float syntax."""
+    if not PLAIN.fullmatch(field):
         return False
     try:
         float(field)
@@ -152,41 +215,122 @@ def _is_number(field: str) -> bool:
         return False
 
 
-def _parse(rows: list[tuple[int, str]], header: list[str] | None, path: Path) -> np.ndarray:
-    """The rows as a float table, or a DataError naming the first row and column that is not a number."""
-    if not rows:
-        raise DataError(f"{path}: no data rows; allowed: one example a row, numbers, the label last")
-    width = len(header) if header else rows[0][1].count(",") + 1
-    if width < 2:
-        raise DataError(f"{path}: {width} column; allowed: at least one feature column and a label column")
-    try:
-        table = np.loadtxt([line for _, line in rows], delimiter=",", ndmin=2, comments=None, dtype=np.float64)
-    except ValueError as e:
-        _locate(rows, header, width, path)
-        raise DataError(f"{path}: not a numeric CSV table ({reason(e)})") from None
-    if table.shape[1] != width:
-        _locate(rows, header, width, path)
-        raise DataError(f"{path}: rows of {table.shape[1]} fields under a header of {width}")
-    return table
+def _read_table(records: Iterator[tuple[int, list[str]]], width: int, numeric, header: list[str] | None,
+                path: Path, rules: _Rules, label: int | None = None, first: str = "the header"):
+    """The records' row numbers, the numbers in their ``numeric`` columns and the codes of their ``label``
+    column's class names, with the names: ``(rows, table, (codes, names))``. Read ``CHUNK`` records at a
+    time, so that the memory it takes is that of the numbers (and a few MiB), not of the text."""
+    numeric, names = list(numeric), {}
+    rows, table, codes = np.zeros(0, np.int64), np.zeros((0, len(numeric))), np.zeros(0, np.int64)
+    for numbers, cells, labels in _chunks(records, width, numeric, label, f"{path}: row {{}} has {{}} fields; "
+                                          f"allowed: {width}, as in {first}"):
+        _grow(table, _floats(numbers, cells, numeric, header, path, rules))
+        _grow(rows, np.array(numbers, np.int64))
+        if label is not None:
+            _grow(codes, _codes(numbers, labels, names, _column(label, header), path))
+    return rows, table, (codes, names)
 
 
-def _locate(rows: list[tuple[int, str]], header: list[str] | None, width: int, path: Path) -> None:
-    """Raise a DataError at the first row with the wrong number of fields or a field that is not a number."""
-    first = "the header" if header else f"row {rows[0][0]}"
-    for n, line in rows:
-        fields = line.split(",")
-        if len(fields) != width:
-            raise DataError(f"{path}: row {n} has {len(fields)} fields; allowed: {width}, as in {first}")
-        for j, field in enumerate(fields):
-            if not _is_number(field):
-                raise DataError(f"{path}: row {n}, {_column(j, header)}: {shown(field.strip())} is not a number; "
-                                "allowed: numbers only, the label last")
+def _chunks(records: Iterator[tuple[int, list[str]]], width: int, numeric: list[int], label: int | None,
+            wrong: str) -> Iterator[tuple[list[int], list[str], list[str]]]:
+    """The records ``CHUNK`` at a time, each chunk as its row numbers, the cells of its ``numeric`` columns
+    (row after row, in one flat list) and its ``label`` column's cells. Flat lists of strings keep no
+    record's list alive, which would leave the garbage collector thousands of them to walk, again and again."""
+    while True:
+        numbers, cells, labels = [], [], []
+        for n, fields in itertools.islice(records, CHUNK):
+            if len(fields) != width:
+                raise DataError(wrong.format(n, len(fields)))
+            numbers.append(n)
+            cells.extend(map(fields.__getitem__, numeric))
+            if label is not None:
+                labels.append(fields[label])
+        if not numbers:
+            return
+        yield numbers, cells, labels
 
 
-def _labelled(path: Path, lines: list[tuple[int, str]], options: CsvOptions) -> Dataset:
+def _grow(a: np.ndarray, block: np.ndarray) -> None:
+    """``block``'s rows put after ``a``'s own, in place. The buffer is grown with realloc, which moves
+    a large one's pages (mremap) rather than copying them: the table never takes twice its memory, as
+    a list of blocks then joined, or an array grown by copying, would."""
+    n = len(a)
+    a.resize((n + len(block), *a.shape[1:]), refcheck=False)  # ours alone: no other array views it
+    a[n:] = block
+
+
+def _floats(numbers: list[int], cells: list[str], columns: list[int], header: list[str] | None, path: Path,
+            rules: _Rules) -> np.ndarray:
+    """The cells (of the rows ``numbers``, in ``columns``) as a float table, or a DataError at the first one
+    that is no number."""
+    if PLAIN.fullmatch("".join(cells)):  # each cell plain (one check for all): float() takes no more than it should
+        try:
+            table = np.fromiter(map(float, cells), np.float64, len(cells)).reshape(len(numbers), len(columns))
+            if not rules.finite or np.isfinite(table).all():
+                return table
+        except ValueError:  # a cell that is empty, or of plain characters but no number: named just below
+            pass
+    raise _bad_cell(numbers, cells, columns, header, path, rules)
+
+
+def _bad_cell(numbers: list[int], cells: list[str], columns: list[int], header: list[str] | None, path: Path,
+              rules: _Rules) -> DataError:
+    """The error naming the first of the cells that ``rules`` refuse."""
+    for k, cell in enumerate(cells):
+        cell, c = cell.strip(" "), columns[k % len(columns)]
+        where = f"{path}: row {numbers[k // len(columns)]}, {_column(c, header)}"
+        if "\n" in cell or "\r" in cell:
+            return DataError(f"{where}: {shown(cell)} holds a line break, which no number does; "
+                             f"allowed: {rules.allowed}; help: check the quotes around that cell")
+        if rules.finite and cell.strip().lower() in MISSING:
+            return DataError(f"{where}: missing value ({shown(cell)}); allowed: {rules.allowed}; "
+                             "help: fill it in or drop that row")
+        if not _is_number(cell):
+            return DataError(f"{where}: {shown(cell)} is not a number; allowed: {rules.allowed}{rules.help}")
+        if rules.finite and not math.isfinite(float(cell)):
+            return DataError(f"{where}: {cell} is not a finite number; allowed: {rules.allowed}")
+    return DataError(f"{path}: not a numeric table; allowed: {rules.allowed}")
+
+
+def _codes(numbers: list[int], labels: list[str], names: dict[str, int], column: str, path: Path) -> np.ndarray:
+    """The labels (of the rows ``numbers``) as codes into ``names``, each new name checked as it is first
+    seen and added in that order (sorted once all are known, by ``_classes``)."""
+    codes = []
+    for n, raw in zip(numbers, labels):
+        label = raw.strip()
+        if len(label) != len(raw) and ("\n" in raw or "\r" in raw):
+            label = raw.strip(" ")  # a line break at either end is kept, and refused: a label is one line
+        code = names.get(label)
+        if code is None:
+            code = names[label] = _new_class(label, len(names), f"{path}: row {n}, {column}", column, path)
+        codes.append(code)
+    return np.array(codes, np.int64)
+
+
+def _new_class(label: str, known: int, where: str, column: str, path: Path) -> int:
+    """The code of a label not seen before (the ``known``-th), once it is known to be a class name."""
+    if label.lower() in MISSING:
+        raise DataError(f"{where}: missing label ({shown(label)}); "
+                        "allowed: a class name or number in every row; help: fill it in or drop that row")
+    if known == MAX_CLASSES:
+        raise DataError(f"{path}: {column} holds more than {MAX_CLASSES} different labels; allowed: at most "
+                        f"{MAX_CLASSES} classes; help: for a numeric target add &task=regression")
+    check_class_name(label, where)  # printable text: a line break or a control character is no class name
+    return known
+
+
+def _classes(codes: np.ndarray, names: dict[str, int]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The labels' codes as indices into the sorted class names (by value when all are numbers)."""
+    numbers = all(_is_number(name) for name in names)
+    order = sorted(names, key=(lambda name: (float(name), name)) if numbers else None)
+    rank = np.empty(len(order), np.int64)
+    rank[[names[name] for name in order]] = np.arange(len(order))
+    return rank[codes], tuple(order)
+
+
+def _labelled(path: Path, records: Iterator[tuple[int, list[str]]], options: CsvOptions) -> Dataset:
     """A CSV with a header, the label in the column ``options.label`` names, numbers in every other column."""
-    rows = _rows(lines, path)
-    _, header = next(rows, (0, None))
+    _, header = next(records, (0, None))
     if header is None:
         raise DataError(f"{path}: no header; allowed: a header naming the columns, then one example a row")
     header, label = [name.strip() for name in header], options.label
@@ -197,25 +341,17 @@ def _labelled(path: Path, lines: list[tuple[int, str]], options: CsvOptions) -> 
     j, regression, width = header.index(label), options.task == "regression", len(header)
     # The target last, as in the numbers-only CSV: a regression's is one more column of numbers.
     numeric = [c for c in range(width) if c != j] + ([j] if regression else [])
-    # One pass keeps each row's numbers as a line of text and its label, not its list of fields:
-    # a large file then takes about as much memory as the numbers-only CSV.
-    texts, labels, numbers = [], [], []
-    for n, fields in rows:
-        if len(fields) != width:
-            raise DataError(f"{path}: row {n} has {len(fields)} fields; allowed: {width}, as in the header")
-        texts.append(",".join(fields[c] for c in numeric))
-        labels.append(fields[j].strip())
-        numbers.append(n)
-    if width < 2 or not texts:
-        raise DataError(f"{path}: {width} column(s), {len(texts)} data row(s); "
-                        "allowed: at least one feature column and a label column, and one example a row")
     allowed = "numbers in every column" + ("" if regression else f" but the label ({shown(label)})")
-    table = _numbers(texts, lines, numeric, header, path, allowed)
+    rows, table, (codes, names) = _read_table(records, width, numeric, header, path, _Rules(allowed),
+                                              None if regression else j)
+    if width < 2 or not len(rows):
+        raise DataError(f"{path}: {width} column(s), {len(rows)} data row(s); "
+                        "allowed: at least one feature column and a label column, and one example a row")
     if regression:
         x, y = table[:, :-1], table[:, -1:]
         classes = (check_class_name(label, f"{path}: the target's column"),)
     else:
-        x, (y, classes) = table, _classes(labels, numbers, _column(j, header), path)
+        x, (y, classes) = table, _classes(codes, names)
     features = _feature_header(header, j, path)
     return check_splits(Dataset(f"csv:{path}{options.query()}", x, y, classes,
                                 Preprocessing("table", (x.shape[1],), features=features), task=options.task))
@@ -252,19 +388,18 @@ def _feature_header(header: list[str], label: int, path: Path) -> tuple[str, ...
 MAX_PREDICT_BYTES = 64 << 20  # rows to predict: their text, numbers and answers stay well inside a laptop's memory
 
 
-def load_rows(path: Path, pre: Preprocessing) -> tuple[list[int], np.ndarray]:
+def load_rows(path: Path, pre: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
     """A CSV's examples to predict, with their row numbers: ``(rows, x)``, ``x`` of shape ``(m, n_x)``.
 
     A model that knows its features' names (it was trained on a CSV with a header) takes a CSV
     whose first row, its header, names each of them once, in any order; other columns, such as
     the label's, are left out. Any other model takes exactly its ``n_x`` columns of numbers, in
     the order it was trained on, under a header of names only (a first row holding a number is
-    data, so a typo in it is an error, not a header).
+    data, so a typo in it is an error, not a header). Rows are numbered as ``_records`` says.
     """
     path = regular_file(path, MAX_PREDICT_BYTES)
-    lines = [(n, line) for n, line in enumerate(NEWLINE.split(_text(path, MAX_PREDICT_BYTES)), 1) if line.strip()]
-    rows = _rows(lines, path)
-    first = next(rows, None)
+    records = _records(path, MAX_PREDICT_BYTES)
+    first = next(records, None)
     if first is None:
         raise DataError(f"{path}: no rows; allowed: a header, then one example a row")
     width = len(first[1])
@@ -278,74 +413,19 @@ def load_rows(path: Path, pre: Preprocessing) -> tuple[list[int], np.ndarray]:
             what = "no column" if wrong not in where else "more than one column"
             raise DataError(f"{path}: {what} {shown(wrong)} in the header (its first row); allowed: a header "
                             f"naming each of the model's features once ({shown(', '.join(pre.features), 80)})")
-        columns, data = [where[name][0] for name in pre.features], rows
+        columns, data = [where[name][0] for name in pre.features], records
     else:
         n_x = math.prod(pre.shape)
         if width != n_x:
             raise DataError(f"{path}: {width} columns; allowed: the model's {n_x} features, numbers, in the order "
                             "it was trained on")
         header = None if any(_is_number(f) for f in first[1]) else [name.strip() for name in first[1]]
-        columns, data = list(range(n_x)), rows if header is not None else itertools.chain([first], rows)
-    texts, numbers = [], []
-    for n, fields in data:
-        if len(fields) != width:
-            raise DataError(f"{path}: row {n} has {len(fields)} fields; allowed: {width}, as in row {first[0]}")
-        texts.append(",".join(fields[c] for c in columns))
-        numbers.append(n)
-    if not texts:
+        columns, data = list(range(n_x)), records if header is not None else itertools.chain([first], records)
+    rows, x, _ = _read_table(data, width, columns, header, path, _Rules("numbers in the model's feature columns"),
+                             first=f"row {first[0]}")
+    if not len(rows):
         raise DataError(f"{path}: no data rows under its header; allowed: one example a row")
-    return numbers, _numbers(texts, lines, columns, header, path, "numbers in the model's feature columns")
-
-
-def _rows(lines: list[tuple[int, str]], path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Each line's fields, as the csv module splits them (quotes allowed), with its row number."""
-    reader = csv.reader((line for _, line in lines), strict=True)
-    try:
-        yield from ((n, fields) for (n, _), fields in zip(lines, reader))
-    except csv.Error as e:
-        raise DataError(f"{path}: row {lines[reader.line_num - 1][0]}: not a CSV row ({reason(e)}); "
-                        "help: quote a field holding a comma or a quote, and close its quotes") from None
-
-
-def _numbers(texts: list[str], lines, columns: list[int], header: list[str] | None, path: Path,
-             allowed: str) -> np.ndarray:
-    """The rows' numbers (``texts``: their ``columns``) as a float table, or a DataError at the first cell of
-    ``lines`` (after the header, if there is one) that is no finite number."""
-    try:
-        table = np.loadtxt(texts, delimiter=",", ndmin=2, comments=None, dtype=np.float64)
-        if table.shape == (len(texts), len(columns)) and np.isfinite(table).all():
-            return table
-    except ValueError:
-        pass
-    # The slow way, once, to name the cell.
-    for n, fields in itertools.islice(_rows(lines, path), 0 if header is None else 1, None):
-        for c in columns:
-            cell, where = fields[c].strip(), f"{path}: row {n}, {_column(c, header)}"
-            if cell.lower() in MISSING:
-                raise DataError(f"{where}: missing value ({shown(cell)}); allowed: {allowed}; "
-                                "help: fill it in or drop that row")
-            if not _is_number(cell):
-                raise DataError(f"{where}: {shown(cell)} is not a number; allowed: {allowed}; "
-                                "help: encode that column as numbers or drop it")
-            if not np.isfinite(float(cell)):
-                raise DataError(f"{where}: {cell} is not a finite number; allowed: {allowed}")
-    raise DataError(f"{path}: not a numeric table; allowed: {allowed}")
-
-
-def _classes(labels: list[str], rows: list[int], column: str, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The labels (of rows ``rows``) as indices into the sorted class names (by value when all are numbers)."""
-    for n, label in zip(rows, labels):
-        if label.lower() in MISSING:
-            raise DataError(f"{path}: row {n}, {column}: missing label ({shown(label)}); "
-                            "allowed: a class name or number in every row; help: fill it in or drop that row")
-    names = set(labels)
-    if len(names) > MAX_CLASSES:
-        raise DataError(f"{path}: {column} holds {len(names)} different labels; allowed: at most "
-                        f"{MAX_CLASSES} classes; help: for a numeric target add &task=regression")
-    numbers = all(_is_number(name) for name in names)
-    names = sorted(names, key=(lambda name: (float(name), name)) if numbers else None)
-    index = {check_class_name(name, f"{path}: {column}"): i for i, name in enumerate(names)}
-    return np.array([index[label] for label in labels], dtype=np.int64), tuple(names)
+    return rows, x
 
 
 def load_npz(path: Path) -> Dataset:
