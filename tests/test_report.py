@@ -157,8 +157,8 @@ def test_a_tune_report_reads_only_its_own_plots(tmp_path):
 
 
 @pytest.mark.parametrize("ledger, message", [
-    ("status,end\nok,yesterday\n", "duplicate: Field required"),  # checked by the ledger's own reader
-    ("start,end,sent\n1,2,1\n", "status: Field required"),  # read, but not what a ledger holds
+    ("status,end\nok,yesterday\n", "row 2: phase: Field required"),  # checked by the ledger's own reader
+    ("start,end,sent\n1,2,1\n", "row 2: phase: Field required"),  # read, but not what a ledger holds
 ])
 def test_a_tampered_ledger_is_one_clear_error(cat_run_dir, tmp_path, data_root, ledger, message):
     folder = copy_run(cat_run_dir, tmp_path)

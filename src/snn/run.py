@@ -417,8 +417,9 @@ def check_finite(record: dict, config: Config) -> None:
         value = record[key]
         if value is not None and not np.isfinite(value):
             lr = config.training.optimizer.learning_rate
-            raise DivergedError(f"training diverged at epoch {record['epoch']}: the {key.replace('_', ' ')} is {value}; "
-                           f"help: lower training.optimizer.learning_rate (now {lr:g}) or check the inputs' scale")
+            raise DivergedError(f"training diverged at epoch {record['epoch']}: the {key.replace('_', ' ')} is "
+                                f"{value}; "
+                                f"help: lower training.optimizer.learning_rate (now {lr:g}) or check the inputs' scale")
 
 
 # The signals that end a run as a person's Ctrl-C does: a scheduler's stop (systemd, Kubernetes, Slurm, a CI
