@@ -1,14 +1,12 @@
 """Round three of hostile and unlucky inputs, for the run itself: files that are not regular files, --force, a
-scheduler's SIGTERM, a unit that chaos delays past its timeout, and the command line's own checks."""
+unit that chaos delays past its timeout, a stop while a stage waits, and the command line's own checks (a scheduler's
+SIGTERM is tested beside Ctrl-C, in test_run_safety.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 import snn
-from conftest import EXAMPLES
 from snn.cli import app
 from snn.errors import FileKindError, SnnError
 from snn.files import write_json, write_text
@@ -81,30 +78,6 @@ def test_force_removes_the_old_runs_report_and_onnx_file(tmp_path):
 
 
 # ---- waits and signals
-
-
-def test_sigterm_stops_a_training_like_ctrl_c_with_a_checkpoint_and_exit_143(tmp_path, data_root):
-    out, path = tmp_path / "run", tmp_path / "c.json"
-    cfg = json.loads((EXAMPLES / "catvnoncat-2layer.json").read_text())
-    cfg["training"]["epochs"] = 100_000
-    path.write_text(json.dumps(cfg))
-    env = {**os.environ, "SNN_DATA_DIR": str(data_root), "COLUMNS": "72"}
-    proc = subprocess.Popen([sys.executable, "-m", "snn", "train", str(path), "--out", str(out), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while not ((out / "config.json").exists() and is_running(out)):  # a state to wait for
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 143, stderr
-    assert "Terminated (SIGTERM)" in stderr and "Traceback" not in stderr
-    epoch = json.loads((out / "checkpoint.json").read_text())["epoch"]
-    summary = json.loads((out / "summary.json").read_text())
-    assert epoch >= 1 and summary["epochs"] == epoch and summary["stop_reason"] == "terminated"
 
 
 def test_a_one_unit_stage_that_chaos_delays_is_hedged_and_retried_not_waited_for(tmp_path):

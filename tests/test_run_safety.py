@@ -95,7 +95,12 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path):
     np.testing.assert_allclose(resumed.model.params.flat, whole.model.params.flat, rtol=0, atol=1e-12)
 
 
-def test_ctrl_c_from_the_command_line_exits_130_with_a_checkpoint(tmp_path, data_root):
+@pytest.mark.parametrize("sig, code, said, reason", [
+    (signal.SIGINT, 130, "Interrupted", "interrupted"),  # Ctrl-C
+    (signal.SIGTERM, 143, "Terminated (SIGTERM)", "terminated"),  # a scheduler's stop: systemd, Kubernetes, Slurm
+])
+def test_ctrl_c_or_sigterm_from_the_command_line_stops_with_a_checkpoint(tmp_path, data_root, sig, code, said,
+                                                                          reason):
     out = tmp_path / "run"
     cfg = json.loads((EXAMPLES / "catvnoncat-2layer.json").read_text())
     cfg["training"]["epochs"] = 100_000
@@ -106,14 +111,15 @@ def test_ctrl_c_from_the_command_line_exits_130_with_a_checkpoint(tmp_path, data
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         wait_for(lambda: (out / "config.json").exists() and is_running(out), proc)  # training has begun
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130, stderr
-    assert "Interrupted" in stderr and "Traceback" not in stderr
+    assert proc.returncode == code, stderr
+    assert said in stderr and "Traceback" not in stderr
     epoch = json.loads((out / "checkpoint.json").read_text())["epoch"]
-    assert epoch >= 1 and json.loads((out / "summary.json").read_text())["epochs"] == epoch
+    summary = json.loads((out / "summary.json").read_text())
+    assert epoch >= 1 and summary["epochs"] == epoch and summary["stop_reason"] == reason
 
 
 def wait_for(condition, proc, limit=120.0):
