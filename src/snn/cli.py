@@ -642,6 +642,7 @@ def predict(
     first = True
     for (where, _), out in zip(parts, outputs):
         for i in range(0, len(out), PREDICT_CHUNK):
+            lines = []
             for j, answer in enumerate(model.answers(out[i:i + PREDICT_CHUNK]), i):
                 row = {**where(j), **answer}
                 if as_json:
@@ -650,7 +651,9 @@ def predict(
                     continue
                 said = (", ".join(f"{literal(k)} {v:.6g}" for k, v in row["values"].items()) if "values" in row
                         else f"[bold]{literal(row['label'])}[/] ({row['probability']:.4f})")
-                console.print(f"{literal(_where(row))}: {said}", highlight=False, soft_wrap=True)
+                lines.append(f"{literal(_where(row))}: {said}")
+            if lines:  # one print a chunk: rich's cost is per call, and a CSV may have a million rows
+                console.print("\n".join(lines), highlight=False, soft_wrap=True)
     if as_json:
         print("]")
 
