@@ -176,3 +176,16 @@ def test_an_estimator_whose_fit_diverges_raises_a_value_error():
     X = np.random.default_rng(0).normal(size=(40, 3))
     with pytest.raises(ValueError, match="diverged"):
         SNNRegressor(hidden_layer_sizes=(4,), epochs=5, learning_rate=1e300).fit(X, X.sum(axis=1))
+
+
+def test_stop_writes_only_to_the_store_the_run_config_names_or_one_on_this_machine(tmp_path):
+    from snn.cli import _reachable_store
+
+    (tmp_path / "config.json").write_text(json.dumps({"runtime": {"store": "redis://cache.internal:6379/0"}}))
+    assert _reachable_store("redis://cache.internal:6379/0", tmp_path)  # the run's own
+    assert _reachable_store("redis://127.0.0.1:41234", tmp_path)  # an embedded Valkey
+    assert _reachable_store("memory://abc", tmp_path)
+    for elsewhere in ("redis://192.0.2.1:6379", "rediss://user:pw@cache.internal.evil:6379", "redis://[2001:db8::1]:1"):
+        assert not _reachable_store(elsewhere, tmp_path)
+    (tmp_path / "config.json").write_text("[not a config")
+    assert not _reachable_store("redis://cache.internal:6379/0", tmp_path)

@@ -166,3 +166,11 @@ def test_resume_of_a_finished_study_ends_well_and_more_trials_go_on(tmp_path):
     assert summary["trials"] == 2 and (out / "best" / "summary.json").is_file()
     best = json.loads((out / "best" / "config.json").read_text())
     assert best["training"]["optimizer"]["learning_rate"] == summary["best_params"]["training.optimizer.learning_rate"]
+
+
+@pytest.mark.parametrize("field, value", [("runtime.store", "redis://127.0.0.1:6379"), ("runtime.engine", "ray"),
+                                          ("runtime.address", "127.0.0.1:6379"), ("data.dataset", "csv:/etc/passwd")])
+def test_a_space_never_names_where_the_data_goes_or_what_runs_it(tmp_path, field, value):
+    result = tune(tmp_path, tmp_path / "tune", "--sampler", "grid", space={"params": {field: [value]}})
+    one_line_error(result, f"{field} names where the data goes or what runs the trials")
+    assert not (tmp_path / "tune").exists()

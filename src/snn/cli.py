@@ -523,7 +523,10 @@ def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
     except SnnError as e:  # the stop is asked for all the same: say so, not that it failed
         info = None
         typer.echo(f"note: {plain(e)}; the stop flag is set, and the run ends after its current step", err=True)
-    if info is not None and not info.store.startswith("memory://"):
+    if info is not None and not _reachable_store(info.store, run_dir):
+        typer.echo(f"note: {run_dir / 'runtime.json'} names a store its config does not; it is not contacted, and "
+                   "the run ends after its current step", err=True)
+    elif info is not None and not info.store.startswith("memory://"):
         # Functions in flight read the flag from the store itself.
         from .runtime.keys import Keys
         from .runtime.stores import open_store
@@ -534,6 +537,23 @@ def stop(run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")]):
             typer.echo(f"note: could not reach the run's store ({e}); the coordinator will still stop", err=True)
     console.print(f"Stop requested for {run_dir}; the run ends after its current step, with a checkpoint.",
                   soft_wrap=True)
+
+
+def _reachable_store(url: str, run_dir: Path) -> bool:
+    """May ``snn stop`` write to the store that ``runtime.json`` names? Only to the one the run's config names, or
+    to one on this machine (the embedded Valkey a run starts): a file in the folder never sends snn elsewhere."""
+    from urllib.parse import urlsplit
+
+    from .documents import read_document
+
+    if url.startswith("memory://"):
+        return True
+    try:
+        host = urlsplit(url).hostname or ""
+        configured = read_document(run_dir / "config.json", "run config").get("runtime", {}).get("store")
+    except (SnnError, ValueError, AttributeError):
+        return False
+    return url == configured or host in ("127.0.0.1", "localhost", "::1")
 
 
 @app.command()

@@ -202,10 +202,18 @@ def _distribution(path, name, spec):
         raise SpaceError(f"space file {path}: params.{name}: {' '.join(str(e).split())}") from None
 
 
+# Where a trial's data goes and what runs it come from the command line and the base config, never from a search
+# space, which is a file that gets shared: a space naming them would send every trial's data elsewhere.
+NOT_SEARCHED = ("runtime.store", "runtime.engine", "runtime.address", "data.dataset")
+
+
 def _check_field(path, name: str) -> None:
     """``name`` is a dotted config field (or one of the hidden-layer shorthands), checked before any trial runs."""
     if name in HIDDEN:
         return
+    if name in NOT_SEARCHED:
+        raise SpaceError(f"space file {path}: params: {name} names where the data goes or what runs the trials; "
+                         "allowed: math and training fields; help: give --engine, --store or the base config")
     model: Any = Config
     parts = name.split(".")
     for depth, part in enumerate(parts):
