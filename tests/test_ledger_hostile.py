@@ -94,3 +94,24 @@ def test_any_value_in_any_field_is_read_as_written_or_refused_in_one_line(layer_
             json.loads(result.output)
         else:
             assert result.output.strip().startswith("error:") and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("cut", ["short", "long"])
+def test_a_row_of_the_wrong_width_is_named(layer_run, tmp_path, cut):
+    run_dir = tmp_path / "run"
+    shutil.copytree(layer_run, run_dir)
+    lines = (run_dir / "invocations.csv").read_text().splitlines()
+    lines[3] = ",".join(lines[3].split(",")[:5]) if cut == "short" else lines[3] + ",1,2"
+    (run_dir / "invocations.csv").write_text("\n".join(lines) + "\n")
+    for command in ("trace", "cost", "report"):
+        result = runner.invoke(app, [command, str(run_dir)])
+        assert result.exit_code == 2 and "row 4 has" in result.output and "than its header" in result.output
+
+
+@pytest.mark.parametrize("field, value", [("attempt", "1e3"), ("phase", "nonsense"), ("status", "happy"),
+                                          ("step", "+3"), ("duplicate", "1")])
+def test_what_snn_never_writes_is_refused_by_every_reader(layer_run, tmp_path, field, value):
+    run_dir = tampered(layer_run, tmp_path, field, value)
+    for command in ("trace", "cost", "report"):
+        result = runner.invoke(app, [command, str(run_dir)])
+        assert result.exit_code == 2 and field in result.output, (command, result.output)

@@ -189,3 +189,39 @@ def test_stop_writes_only_to_the_store_the_run_config_names_or_one_on_this_machi
         assert not _reachable_store(elsewhere, tmp_path)
     (tmp_path / "config.json").write_text("[not a config")
     assert not _reachable_store("redis://cache.internal:6379/0", tmp_path)
+
+
+# ---- found by an adversarial pass over the fixes above
+
+
+def test_report_never_writes_through_a_linked_figure_folder(tmp_path):
+    run_dir, outside = tmp_path / "run", tmp_path / "outside"
+    snn.train(small(epochs=1), run_dir=run_dir)
+    outside.mkdir()
+    (outside / "cost.png").write_text("precious")
+    (run_dir / "report").symlink_to(outside)
+    result = cli("report", run_dir)
+    assert result.exit_code == 2 and "not a folder of the run's own" in result.output, result.output
+    assert [p.name for p in outside.iterdir()] == ["cost.png"] and (outside / "cost.png").read_text() == "precious"
+
+
+@pytest.mark.parametrize("name", ["model.json", "model.safetensors", "summary.json", "checkpoint-3.safetensors"])
+def test_export_never_writes_over_the_models_own_files(tmp_path, name):
+    run_dir = tmp_path / "run"
+    snn.train(small(epochs=1), run_dir=run_dir)
+    target = run_dir / name
+    before = target.read_bytes() if target.exists() else None
+    result = cli("export", run_dir, "--format", "onnx", "--out", target, "--force")
+    assert result.exit_code == 2 and "one of the model's own files" in result.output, result.output
+    assert (target.read_bytes() if target.exists() else None) == before
+    assert cli("info", run_dir).exit_code == 0
+
+
+def test_force_checks_every_run_file_before_it_removes_any(tmp_path):
+    run_dir = tmp_path / "run"
+    snn.train(small(epochs=1), run_dir=run_dir)
+    (run_dir / "history.csv").unlink()
+    (run_dir / "history.csv").mkdir()
+    result = cli("train", write_config(tmp_path, small(epochs=1)), "--out", run_dir, "--force", "--quiet")
+    assert result.exit_code == 2 and "is a folder, not a regular file" in result.output, result.output
+    assert (run_dir / "summary.json").exists() and (run_dir / "model.json").exists()  # nothing was removed

@@ -125,3 +125,18 @@ def test_any_class_or_feature_name_is_shown_literally_or_refused_in_one_line(tmp
         line = result.output.strip()
         assert result.exit_code == 2 and line.startswith("error:") and line.isprintable(), result.output
         assert not name.isprintable() or name == "other" or name != name.strip()
+
+
+def test_a_summary_shown_by_info_never_holds_a_raw_control_or_format_character(tmp_path):
+    pd = __import__("pandas")
+    from snn.sklearn import SNNClassifier
+
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    frame = pd.DataFrame(X, columns=["a\x1b[2J", "b\u202e"])
+    SNNClassifier(epochs=2).fit(frame, (X[:, 0] > 0).astype(int)).save(tmp_path / "m")
+    sidecar = json.loads((tmp_path / "m" / "model.json").read_text())
+    sidecar["training"]["name"] = "\x1b]0;pwned\x07 \u202e"
+    (tmp_path / "m" / "model.json").write_text(json.dumps(sidecar))
+    result = cli("info", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output and "\x07" not in result.output

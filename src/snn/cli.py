@@ -502,7 +502,7 @@ def tune(
 
     run_study(st, search, base, n, parallel, rt, data, on_trial)
     summary = finish(st, base, folder, data)
-    console.print_json(data=summary)
+    console.print_json(data=summary, ensure_ascii=True)  # a file's text never reaches the terminal raw
     console.print(f"Best config: [bold]{folder / 'best_config.json'}[/]; best model: {folder / 'best'}")
 
 
@@ -767,7 +767,7 @@ def info(model_path: Annotated[Path, typer.Argument(metavar="MODEL")]):
                   f"{literal(', '.join(model.classes))}", soft_wrap=True)
     console.print(f"preprocessing: {literal(model.preprocessing.to_json())}", soft_wrap=True)
     console.print(f"optimizer: {literal(model.optimizer)}", soft_wrap=True)
-    console.print_json(data=model.summary)
+    console.print_json(data=model.summary, ensure_ascii=True)  # a file's text never reaches the terminal raw
 
 
 def _shape(shape) -> str:
@@ -786,13 +786,20 @@ def export(
     if fmt != "onnx":
         fail(f"--format {fmt!r} is not a format snn writes; allowed: onnx")
     from . import load_model
+    from .model import model_folder
+    from .runfolder import is_run_file
 
     try:
         from .onnxfile import OPSET, default_path, metadata, write_onnx
     except ImportError as e:
         fail(f"ONNX export needs {e.name!r}; help: pip install 'serverless-nn[onnx]'")
     model = load_model(model_path)
-    path, meta = write_onnx(model, out or default_path(model_path), force), metadata(model)
+    target = out or default_path(model_path)
+    if (target.name != "model.onnx" and is_run_file(target.name)
+            and target.absolute().parent.resolve() == model_folder(model_path).absolute().resolve()):
+        fail(f"{target}: is one of the model's own files; --force never writes over them",
+             hint="--out a file of its own, such as model.onnx")
+    path, meta = write_onnx(model, target, force), metadata(model)
     if as_json:
         print(json.dumps({"path": str(path), "format": fmt, "opset": OPSET, **meta}))
         return

@@ -355,6 +355,10 @@ def write_report(run_dir: str | Path, data_root=None) -> Path:
     model = load_model(run_dir)
     split, x, y = _evaluation_split(run_dir, summary.dataset, data_root, model)
     figures = run_dir / "report"
+    if figures.is_symlink() or (figures.exists() and not figures.is_dir()):
+        # A link would send the figures, and the writes over what is there, out of the run folder.
+        raise RunFolderError(f"{figures}: not a folder of the run's own (a link or a file); help: remove it, "
+                             "and `snn report` writes its figures there")
     figures.mkdir(exist_ok=True)
     records = _records(run_dir)
     kernels = first_filters(model)

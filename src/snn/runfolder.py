@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from .errors import RunFolderError
+from .files import refuse_unless_regular
 
 STOP_FILE, SUMMARY, CHECKPOINT = "STOP", "summary.json", "checkpoint.json"
 # What a training writes; --force removes these (and only these) before starting over.
@@ -52,13 +53,22 @@ def claim(folder: Path, resume: bool = False, force: bool = False):
         os.close(fd)  # releases the lock
 
 
+def is_run_file(name: str) -> bool:
+    """Is ``name`` one of the files a training (or its export and report) writes in a run folder?"""
+    return name in RUN_FILES or (name.startswith("checkpoint-") and name.endswith(".safetensors"))
+
+
 def _clear(folder: Path) -> None:
-    """Remove an earlier run's files by their names (and the checkpoint-N.safetensors pattern), nothing else."""
-    for name in RUN_FILES:
-        (folder / name).unlink(missing_ok=True)
-    for path in folder.iterdir():
-        if path.name.startswith("checkpoint-") and path.name.endswith(".safetensors") and path.is_file():
-            path.unlink()
+    """Remove an earlier run's files by their names (and the checkpoint-N.safetensors pattern), nothing else.
+
+    Every one is checked first: a folder or a FIFO where a run file goes stops ``--force`` before anything is
+    removed, so a complete run is never left half cleared.
+    """
+    doomed = [folder / name for name in RUN_FILES] + [p for p in folder.iterdir() if is_run_file(p.name)]
+    for path in doomed:
+        refuse_unless_regular(path)
+    for path in doomed:
+        path.unlink(missing_ok=True)
     figures = folder / REPORT_FOLDER
     if figures.is_dir() and not figures.is_symlink():  # never through a link, out of the folder
         for path in figures.iterdir():

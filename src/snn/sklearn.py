@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -43,7 +43,7 @@ from .data import Dataset, Preprocessing
 from .data.tabular import feature_names
 from .documents import schema_problem, short
 from .errors import ConfigError, DataError, ModelFileError
-from .model import MAX_CLASS_NAME, Model, load_model
+from .model import MAX_CLASS_NAME, ClassName, Model, load_model
 from .run import train
 
 FLOATS = (np.float64, np.float32)  # float32 inputs stay float32; anything else becomes float64
@@ -191,7 +191,8 @@ class SNNEstimator(BaseEstimator):
         saved = SavedEstimator(
             estimator=type(self).__name__, params=_plain(params), seed=self._seed,
             classes=_plain(list(self.classes_)) if hasattr(self, "classes_") else None,
-            feature_names=list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None,
+            # Kept only as names a model keeps: printable, distinct (else the file would carry what no terminal shows).
+            feature_names=_kept_names(self),
         )
         summary = {**self.model_.summary, "estimator": saved.model_dump(exclude_none=True)}
         return replace(self.model_, summary=summary).save(path)
@@ -265,7 +266,14 @@ class SavedEstimator(BaseModel):
     params: dict[str, Any]
     seed: int = Field(ge=0)
     classes: list[str | int | float | bool] | None = None
-    feature_names: list[str] | None = None
+    feature_names: list[ClassName] | None = None
+
+    @field_validator("feature_names")
+    @classmethod
+    def _distinct(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None and len(set(names)) != len(names):
+            raise ValueError("feature names must be distinct")
+        return names
 
     @classmethod
     def of(cls, model: Model, estimator: type[SNNEstimator]) -> dict:
@@ -398,3 +406,11 @@ def _plain(value):
 
 
 __all__ = ["SNNClassifier", "SNNRegressor"]
+
+
+def _kept_names(estimator) -> list[str] | None:
+    """The fitted column names as a model file keeps them, or None when they are not names it can keep."""
+    if not hasattr(estimator, "feature_names_in_"):
+        return None
+    names = feature_names(estimator.feature_names_in_)
+    return None if names is None else list(names)

@@ -6,13 +6,13 @@ import csv
 import io
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..documents import regular_size, schema_problem
 from ..errors import RunFolderError
-from ..files import read_table
+from .events import EVENTS
 
 MAX_LEDGER_BYTES = 1 << 30  # a ledger of millions of invocations
 FIELDS = ("phase", "layer", "unit", "step", "attempt", "duplicate", "status", "worker", "sent", "start", "end",
@@ -24,18 +24,22 @@ Count = Annotated[int, Field(ge=0, le=1 << 62)]  # bytes
 Seconds = Annotated[float, Field(ge=0, le=1e12)]  # a part of a duration, or a Unix time
 
 
+INDEXES = ("layer", "unit", "step", "attempt", "bytes_in", "bytes_out")
+TIMES = ("sent", "start", "end", *PARTS)
+
+
 class LedgerRow(BaseModel):
     """One ``invocations.csv`` record as snn writes it: every reader of a ledger checks rows against this."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
-    phase: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
+    phase: Literal[tuple(EVENTS)]  # type: ignore[valid-type]
     layer: Index
     unit: Index
     step: Index
     attempt: Index
     duplicate: bool
-    status: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
+    status: Literal["ok", "failed", "lost"]
     worker: Annotated[str, Field(pattern=r"^[ -~]{0,200}$")] = ""  # host:pid:thread, printable ASCII
     sent: Seconds | None = None  # a delivery the coordinator recorded itself has no send time of a worker's
     start: Seconds
@@ -61,18 +65,36 @@ def read_ledger(path: str | Path, missing_ok: bool = False) -> list[dict]:
                              "network, another engine, or --store) have an invocation ledger")
     if regular_size(path, RunFolderError) > MAX_LEDGER_BYTES:
         raise RunFolderError(f"{path}: larger than {MAX_LEDGER_BYTES} bytes; it is not one snn wrote")
-    n = 1
+    rows, n = [], 1
+    changed = "help: the ledger was changed after the run wrote it"
     try:
-        rows = read_table(path)
-        for n, row in enumerate(rows, start=2):
-            rows[n - 2] = LedgerRow.model_validate({k: v for k, v in row.items() if v is not None}).model_dump()
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for n, raw in enumerate(reader, start=2):
+                if None in raw or None in raw.values():  # more fields than the header names, or fewer
+                    raise RunFolderError(f"{path}: row {n} has {'more' if None in raw else 'fewer'} fields than "
+                                         f"its header's {len(reader.fieldnames)}; {changed}")
+                rows.append(LedgerRow.model_validate({k: _cell(k, v) for k, v in raw.items() if v != ""}).model_dump())
     except ValidationError as e:
-        raise RunFolderError(f"{path}: row {n}: {schema_problem(e)}; help: the ledger was changed after the run "
-                             "wrote it") from None
-    except (UnicodeDecodeError, csv.Error, AttributeError, TypeError, OSError) as e:
-        raise RunFolderError(f"{path}: {' '.join(str(e).split())[:200]}; help: the ledger was changed after the run "
-                             "wrote it") from None
+        raise RunFolderError(f"{path}: row {n}: {schema_problem(e)}; {changed}") from None
+    except (UnicodeDecodeError, csv.Error, OSError) as e:
+        raise RunFolderError(f"{path}: {' '.join(str(e).split())[:200]}; {changed}") from None
     return rows
+
+
+def _cell(field: str, text: str):
+    """A cell as snn writes it: a whole number as digits (``1e3`` is no step), a time as a float, a flag as
+    True/False; anything else is left as text for the schema to refuse."""
+    if field in INDEXES:
+        return int(text) if text.isascii() and text.isdigit() else text
+    if text in ("True", "False"):
+        return text == "True"
+    if field in TIMES:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
 
 
 class Ledger:
