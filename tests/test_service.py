@@ -148,7 +148,7 @@ def test_page_and_openapi(client):
     ({"json": {"input": "cat"}}, 422, "expected JSON"),
     ({"json": {"input": np.full((64, 64, 3), "1").tolist()}}, 422, "input must be an array of finite numbers"),
     ({"json": {"input": np.full((64, 64, 3), True).tolist()}}, 422, "input must be an array of finite numbers"),
-    ({"json": {"inputs": []}}, 422, "expected JSON"),
+    ({"json": {"inputs": []}}, 422, "allowed: 'input' only"),
     ({"content": json.dumps({"input": np.full((64, 64, 3), np.nan).tolist()}).encode(),
       "headers": {"content-type": "application/json"}}, 422, "NaN or infinity"),
     ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "body is empty"),

@@ -78,7 +78,7 @@ def test_true_or_false_among_numbers_is_refused_in_every_form(clients, form, a, 
     ("table", "/predict", b'{"input": [1, 1], "input": [0, 0]}', "input"),
     ("table", "/predict", b'{"input": {"a": 1, "a": 0, "b": 1}}', "a"),
     ("table", "/predict/batch", b'{"inputs": [{"a": 1, "b": 0}, {"a": 1, "b": 0, "b": 1}]}', "b"),
-    ("table", "/explain", b'{"input": [1, 1], "note": {"x": 1, "x": 2}}', "x"),
+    ("table", "/explain", b'{"input": {"b": 1, "a": 1, "b": 0}}', "b"),
     ("image", "/predict/batch", b'{"inputs": [[[[1, 2]]]], "inputs": [[[[3, 4]]]]}', "inputs"),
 ])
 def test_a_key_given_twice_is_refused_at_any_depth(clients, kind, path, body, key):
@@ -120,3 +120,17 @@ def _number(value) -> bool:
 def test_generated_values_are_answered_only_when_all_are_numbers(clients, form, a, b):
     r = post(clients, form, a, b)
     assert (r.status_code == 200) == (_number(a) and _number(b)), (form, a, b, r.status_code, r.text[:200])
+
+
+@pytest.mark.parametrize("path, body", [("/predict", {"input": [1, 2], "extra": 1}),
+                                        ("/predict", {"input": [1, 2], "inputs": [[1, 2]]}),
+                                        ("/explain", {"input": [1, 2], "target": 99}),
+                                        ("/predict/batch", {"inputs": [[1, 2]], "input": [1, 2]})])
+def test_a_field_the_service_does_not_read_is_refused(clients, path, body):
+    r = send(clients, "table", path, json.dumps(body).encode())
+    assert r.status_code == 422 and "does not read" in r.json()["error"], r.text
+
+
+def test_a_batch_past_its_limit_says_the_limit(clients):
+    r = send(clients, "table", "/predict/batch", json.dumps({"inputs": [[1, 2]] * 257}).encode())
+    assert r.status_code == 422 and "at most 256" in r.json()["error"], r.text

@@ -68,7 +68,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -112,11 +112,15 @@ Example = list | dict[str, Any]
 
 
 class ArrayInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a field the service does not read is a mistake, not noise
+
     input: Example = Field(description="one example, raw, in the model's input shape (e.g. 28x28 pixels 0..255), "
                                        "or a table row as {feature: value}")
 
 
 class BatchInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     inputs: list[Example] = Field(description="examples, raw, each in the model's input shape",
                                   max_length=MAX_BATCH)
 
@@ -230,10 +234,16 @@ def _from_json(model: Model, body: bytes, many: bool) -> np.ndarray:
         _fail(400, "the body is not valid JSON: it is not UTF-8 text")
     except ValueError:  # Python converts integers of at most 4300 digits
         _fail(400, "the body is not valid JSON here: a number in it has thousands of digits")
+    field = "inputs" if many else "input"
+    if isinstance(payload, dict) and set(payload) - {field}:
+        extra = sorted(set(payload) - {field})[0]
+        _fail(422, f"the body has a field {json.dumps(extra)[:60]} the service does not read; allowed: {field!r} only")
+    if many and isinstance(payload, dict) and isinstance(payload.get(field), list) and len(payload[field]) > MAX_BATCH:
+        _fail(422, f"{len(payload[field])} inputs; a batch holds at most {MAX_BATCH}")
     try:
         parsed = BatchInput.model_validate(payload) if many else ArrayInput.model_validate(payload)
     except (ValueError, RecursionError):
-        _fail(422, f"expected JSON {{\"{'inputs' if many else 'input'}\": ...}} with "
+        _fail(422, f"expected JSON {{\"{field}\": ...}} with "
                    f"{'a list of arrays' if many else 'an array'} of shape {list(model.preprocessing.shape)}")
     values = parsed.inputs if many else [parsed.input]
     if not values:
