@@ -299,4 +299,5 @@ def test_sigterm_during_a_download_leaves_no_part_file(tmp_path, hostile_mirror)
             proc.kill()
             proc.wait()
     assert proc.returncode == 143, out
+    assert b"Terminated (SIGTERM)" in out and b"Traceback" not in out
     assert not list(folder.iterdir())  # neither the partial file nor anything else

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import stat
+import sys
 import tarfile
 import threading
 import time
@@ -166,6 +167,7 @@ def terminated_as_interrupted():
 
 
 def _exit_on_sigterm(signum, frame):
+    sys.stderr.write("\nTerminated (SIGTERM): the download stops, and no partial file is kept\n")
     raise SystemExit(128 + signum)
 
 
