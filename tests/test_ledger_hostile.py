@@ -115,3 +115,12 @@ def test_what_snn_never_writes_is_refused_by_every_reader(layer_run, tmp_path, f
     for command in ("trace", "cost", "report"):
         result = runner.invoke(app, [command, str(run_dir)])
         assert result.exit_code == 2 and field in result.output, (command, result.output)
+
+
+@pytest.mark.parametrize("value", ["\r", "\n", "1\r", " 3", "٣"])
+def test_a_cell_with_a_line_break_or_other_digits_is_refused_by_row(layer_run, tmp_path, value):
+    run_dir = tampered(layer_run, tmp_path, "layer", value)
+    # A bare \r, which the csv writer does not quote, splits the record: that row then has fewer fields.
+    with pytest.raises(RunFolderError, match=r"invocations.csv: row \d+(: layer| has fewer fields)") as e:
+        read_ledger(run_dir / "invocations.csv")
+    assert str(e.value).isprintable()

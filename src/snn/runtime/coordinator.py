@@ -472,7 +472,8 @@ class Coordinator:
 
     def _stragglers(self) -> list:
         """The deliveries still running whose unit is done (a copy that lost, a slow original, chaos's extras)."""
-        running = [*self._inflight, *getattr(self.engine, "running", list)()]
+        # Once each: a copy that lost its race is the coordinator's and the chaos engine's too (Ray refuses repeats).
+        running = list(dict.fromkeys([*self._inflight, *getattr(self.engine, "running", list)()]))
         if not running:
             return []
         done = self.engine.wait(running, 0)
