@@ -108,7 +108,8 @@ def plain_backward(AL, Y, caches, p, L, out):
             dZ[Z <= 0] = 0
         grads[f"dW{l}"] = 1 / m * np.dot(dZ, A_prev.T)
         grads[f"db{l}"] = 1 / m * np.sum(dZ, axis=1, keepdims=True)
-        dA = np.dot(p[f"W{l}"].T, dZ)  # includes dA0, with respect to the input
+        if l > 1:  # not dA0: the gradient with respect to the input, which no update needs (snn skips it too)
+            dA = np.dot(p[f"W{l}"].T, dZ)
     return grads
 
 

@@ -21,10 +21,6 @@ class ExportError(SnnError):
     """A model cannot be written in the asked format, or the file to write exists."""
 
 
-class GradientCheckError(SnnError):
-    """Backpropagation disagrees with finite differences."""
-
-
 class CheckpointError(SnnError):
     """A checkpoint is missing, tampered with, or names a file it may not."""
 

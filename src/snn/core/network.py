@@ -27,11 +27,6 @@ from .layers import Dense, Layer, LayerSpec, layer_from_json
 from .losses import Loss, get_loss, output_cost, output_delta
 
 
-def param_count(sizes) -> int:
-    """Weights and biases of dense layers ``sizes = [n_x, n_1, ..., n_L]``."""
-    return layout_of(list(sizes)).size
-
-
 @dataclass(frozen=True)
 class NetworkSpec:
     """Architecture: the input shape, the layer specs in order, and the loss.
@@ -370,6 +365,12 @@ def predictions(A_L: np.ndarray) -> np.ndarray:
     if A_L.shape[0] == 1:
         return (A_L[0] > 0.5).astype(np.int64)
     return A_L.argmax(axis=0)
+
+
+def labels_of(Y: np.ndarray) -> np.ndarray:
+    """The class labels a target matrix holds, the inverse of ``targets``: the row itself for one unit
+    (0/1), else the column's one-hot argmax."""
+    return Y[0].astype(np.int64) if Y.shape[0] == 1 else Y.argmax(axis=0)
 
 
 def targets(labels: np.ndarray, n_out: int, dtype=np.float64) -> np.ndarray:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .network import Network, Params, predictions
+from .network import Network, Params, labels_of, predictions
 from .training import SHUFFLE, EpochResult, Plan, batches, epoch_rng
 
 STRATEGIES = ("sync", "average", "best", "tree")
@@ -71,7 +71,7 @@ def train_epochs_parallel(net: Network, params: Params, optimizer, state: dict, 
     """The in-process reference of the parallel strategies; updates ``params``/``state`` in place."""
     if strategy == "best" and X_val is None:
         raise ValueError("strategy 'best' picks by validation cost: set data.validation_split > 0")
-    labels = predictions(Y) if Y.shape[0] > 1 else Y[0].astype(np.int64)
+    labels = labels_of(Y)
     m = X.shape[1]
     for epoch in range(start_epoch, plan.epochs):
         lr = plan.learning_rate_at(epoch)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Network, Params, predictions
+from .network import Network, Params, labels_of, predictions
 from .schedules import SCHEDULES
 
 SHUFFLE = 1
@@ -85,7 +85,7 @@ def train_epochs(
     anything with its signature that gives the same numbers (the batch's columns on
     threads, say).
     """
-    labels = predictions(Y) if Y.shape[0] > 1 else Y[0].astype(np.int64)
+    labels = labels_of(Y)
     grads = Params.zeros(params.sizes, params.flat.dtype)
     keep = 1.0 - plan.dropout
     m = X.shape[1]

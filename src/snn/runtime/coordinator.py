@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.network import NetworkSpec, Params, predictions
+from ..core.network import NetworkSpec, Params, labels_of
 from ..core.training import SHUFFLE, EpochResult, Plan, batches, epoch_rng
 from ..errors import SnnError
 from .events import Event, LocalEvent, MergeEvent, Train
@@ -186,11 +186,6 @@ class Coordinator:
                     state[name][idx] = arr
         self._held = None
 
-    def gather(self, step: int, flat: np.ndarray, state: dict) -> None:
-        """Copy version ``step`` of every unit's parameters and state into ``flat`` and ``state`` now."""
-        self.hold(step, flat, state)
-        self.sync()
-
     # ---- the training loop, step by step
 
     def epochs(self, params: Params, state: dict, X, Y, plan: Plan, start_epoch: int = 0,
@@ -199,7 +194,7 @@ class Coordinator:
         if self.strategy.name != "sync":
             yield from self._parallel_epochs(params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val)
             return
-        labels = predictions(Y) if Y.shape[0] > 1 else Y[0].astype(np.int64)
+        labels = labels_of(Y)
         m = X.shape[1]
         n_batches = 1 if not plan.batch_size else -(-m // plan.batch_size)
         full = n_batches == 1
@@ -246,7 +241,7 @@ class Coordinator:
     def _parallel_epochs(self, params, state, X, Y, plan, start_epoch, should_stop, X_val, Y_val):
         """average, best, tree: one step per epoch; its batches train side by side, then merge."""
         k, strat = self.keys, self.strategy
-        labels = predictions(Y) if Y.shape[0] > 1 else Y[0].astype(np.int64)
+        labels = labels_of(Y)
         if strat.name == "best":
             if X_val is None:
                 raise SnnError("strategy 'best' picks by validation cost: set data.validation_split > 0")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.losses import output_cost, output_delta
-from ..core.network import Network, NetworkSpec, Params, dropout_mask, predictions
+from ..core.network import Network, NetworkSpec, Params, dropout_mask, labels_of, predictions
 from ..core.strategies import local_step, pick_best, weighted_average
 from .events import (
     BackwardEvent,
@@ -166,10 +166,6 @@ def function_of(kind: str) -> FunctionKind:
     return FUNCTIONS[kind]
 
 
-def _labels(Y):
-    return Y[0].astype(np.int64) if Y.shape[0] == 1 else Y.argmax(axis=0)
-
-
 def _update(ev: TrainingEvent, io, keys, layer, unit, p, g):
     """Apply the optimizer to one unit's parameters; write them and its state for step + 1."""
     s, names = ev.step, ev.train.state
@@ -210,7 +206,7 @@ def run_step(ev: StepEvent, io, keys):
     grads = Params.zeros(ev.net, params.flat.dtype)
     net.backward(params, cache, Y, grads, t.l2)
     _update(ev, io, keys, 0, 0, params.flat, grads.flat)
-    return {"cost": cost, "correct": int((predictions(cache.A[-1]) == _labels(Y)).sum())}
+    return {"cost": cost, "correct": int((predictions(cache.A[-1]) == labels_of(Y)).sum())}
 
 
 # ---- layer, block:N, neuron: rows of one layer per invocation
@@ -301,7 +297,7 @@ def run_loss(ev: LossEvent, io, keys):
     g, loss = net.activations[-1], net.loss
     A = g.forward(Z)
     io.put({keys.out(s, "loss", L, 0, "dZ"): output_delta(loss, g, Z, A, Y)})
-    return {"cost": output_cost(loss, g.name, Z, A, Y), "correct": int((predictions(A) == _labels(Y)).sum())}
+    return {"cost": output_cost(loss, g.name, Z, A, Y), "correct": int((predictions(A) == labels_of(Y)).sum())}
 
 
 def _own_dZ(ev, io, keys, span, layer):
@@ -358,7 +354,7 @@ def run_shard(ev: ShardEvent, io, keys):
     cost, A_L = net.part(params, X, Y, t.keep, t.mask_key, ev.columns, grads)
     io.put({keys.out(s, "shard", 0, ev.unit, "grad"): grads.flat})
     c0, c1 = ev.columns
-    return {"cost": cost, "correct": int((predictions(A_L) == _labels(Y[:, c0:c1])).sum())}
+    return {"cost": cost, "correct": int((predictions(A_L) == labels_of(Y[:, c0:c1])).sum())}
 
 
 @function_kind("reduce")
@@ -404,7 +400,7 @@ def run_local(ev: LocalEvent, io, keys):
     X, Y = io.arrays([ev.X, ev.Y])
     flat, st, cost, A = local_step(net, params, t.optimizer, state, X, Y, t.l2, t.keep, t.lr, t.mask_key)
     io.put({keys.out(s, "local", 0, b, "param"): flat, **{keys.out(s, "local", 0, b, n): st[n] for n in names}})
-    return {"cost": cost, "correct": int((predictions(A) == _labels(Y)).sum())}
+    return {"cost": cost, "correct": int((predictions(A) == labels_of(Y)).sum())}
 
 
 @function_kind("merge", outputs=("param",), state_outputs=True)

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from ..activations import Activation, get_activation
+from ..activations import Activation
 
 
 class LayerSpec(Protocol):
@@ -100,15 +100,11 @@ def layer_from_json(entry: dict[str, Any]) -> LayerSpec:
     return LAYERS[kind](**entry)
 
 
-def activation_of(name: str) -> Activation:
-    return get_activation(name)
-
-
 # Each module registers its kinds when imported.
 from .dense import Dense  # noqa: E402
 from .conv2d import Conv2D  # noqa: E402
 from .pool import AvgPool2D, MaxPool2D  # noqa: E402
 from .flatten import Flatten  # noqa: E402
 
-__all__ = ["LAYERS", "AvgPool2D", "Conv2D", "Dense", "Flatten", "Layer", "LayerSpec", "MaxPool2D", "activation_of",
+__all__ = ["LAYERS", "AvgPool2D", "Conv2D", "Dense", "Flatten", "Layer", "LayerSpec", "MaxPool2D",
            "layer_from_json", "register"]
