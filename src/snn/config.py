@@ -27,6 +27,7 @@ from .documents import read_document, short
 from .errors import ConfigError
 from .runtime.engines import ENGINES
 from .runtime.engines.chaos import Chaos, parse_chaos
+from .runtime.stores import REDIS_SCHEMES
 from .runtime.plan import FIXED, Granularity, parse_granularity
 
 # The names a config may use come from the registries, so a new plug-in is allowed where it is registered.
@@ -40,7 +41,18 @@ MAX_UNITS, MAX_LAYERS, MAX_EXAMPLES, MAX_KERNEL = 1 << 16, 64, 10**9, 1024
 # cannot be built to ask them; a kind not named here counts as having weights, so a new kind
 # is refused a symmetric init rather than let through (the core checks the built layers too).
 WEIGHTLESS_LAYERS = ("maxpool2d", "avgpool2d", "flatten")
-STORE_SCHEMES = ("redis://", "rediss://", "unix://", "valkey://")
+
+
+def check_output_layer(last) -> None:
+    """The rule for a network's last layer, in a config and in a model file alike: dense, and a softmax of at
+    least 2 units. ``ValueError`` otherwise (a schema's validator turns it into its message)."""
+    kind = getattr(last, "type", "dense")  # a version-1 model file's layers are all dense
+    if kind != "dense":
+        raise ValueError(f"the output layer is {kind}; it must be dense (one unit per class, or 1 sigmoid unit): "
+                         "end with flatten and a dense layer")
+    if last.activation == "softmax" and last.units < 2:
+        raise ValueError("a softmax output needs at least 2 units (one per class); "
+                         "for two classes use 1 sigmoid unit or 2 softmax units")
 
 
 class Strict(BaseModel):
@@ -150,12 +162,7 @@ class NetworkConfig(Strict):
 
     @model_validator(mode="after")
     def _softmax_needs_classes(self):
-        if self.layers[-1].type != "dense":
-            raise ValueError(f"the output layer is {self.layers[-1].type}; it must be dense (one unit per class, "
-                             "or 1 sigmoid unit): end with flatten and a dense layer")
-        if self.layers[-1].activation == "softmax" and self.layers[-1].units < 2:
-            raise ValueError("a softmax output needs at least 2 units (one per class); "
-                             "for two classes use 1 sigmoid unit or 2 softmax units")
+        check_output_layer(self.layers[-1])
         return self
 
     def resolved_loss(self) -> str:
@@ -269,8 +276,8 @@ class RuntimeConfig(Strict):
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str | None) -> str | None:
-        if value is not None and value != "memory" and not value.startswith(STORE_SCHEMES):
-            raise ValueError(f"unknown store; allowed: memory, {', '.join(s + '...' for s in STORE_SCHEMES)}")
+        if value is not None and value != "memory" and not value.startswith(REDIS_SCHEMES):
+            raise ValueError(f"unknown store; allowed: memory, {', '.join(s + '...' for s in REDIS_SCHEMES)}")
         return value
 
 

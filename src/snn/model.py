@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
                       model_validator)
 
-from .config import MAX_LAYERS, MAX_UNITS, AnyLayer
+from .config import MAX_LAYERS, MAX_UNITS, AnyLayer, check_output_layer
 from .core.activations import ACTIVATIONS
 from .core.losses import LOSSES
 from .core.network import Network, NetworkSpec, Params, predictions
@@ -158,8 +158,7 @@ class ArchitectureFileV1(_Strict):
 
     @model_validator(mode="after")
     def _softmax_needs_classes(self):
-        if self.layers[-1].activation == "softmax" and self.layers[-1].units < 2:
-            raise ValueError("a softmax output needs at least 2 units")
+        check_output_layer(self.layers[-1])
         return self
 
     def spec(self) -> NetworkSpec:
@@ -178,11 +177,7 @@ class ArchitectureFile(_Strict):
     def _builds(self):
         if math.prod(self.input_shape) > MAX_INPUT:
             raise ValueError(f"input_shape {self.input_shape} has more than {MAX_INPUT} values")
-        last = self.layers[-1]
-        if last.type != "dense":
-            raise ValueError(f"the output layer must be dense, not {last.type}")
-        if last.activation == "softmax" and last.units < 2:
-            raise ValueError("a softmax output needs at least 2 units")
+        check_output_layer(self.layers[-1])
         self.spec().built  # every layer fits the shape before it  # noqa: B018
         return self
 

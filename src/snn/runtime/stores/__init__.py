@@ -122,6 +122,10 @@ _opened: dict[str, Store] = {}
 _lock = threading.Lock()
 
 
+# The URL schemes of a Redis-protocol store (Redis, Valkey, ElastiCache); the config checks against these too.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "valkey://")
+
+
 def open_store(url: str) -> Store:
     """The store at ``url`` (``memory://NAME`` or ``redis://...``), one client per process."""
     with _lock:
@@ -130,13 +134,13 @@ def open_store(url: str) -> Store:
                 from .memory import MemoryStore
 
                 _opened[url] = MemoryStore.named(url)
-            elif url.startswith(("redis://", "rediss://", "unix://", "valkey://")):
+            elif url.startswith(REDIS_SCHEMES):
                 from .redis import RedisStore
 
                 _opened[url] = RedisStore(url)
             else:
                 raise StoreError(f"unknown store URL {shown(url)!r}; allowed: memory, redis://HOST:PORT[/DB], "
-                                 "rediss://, unix://, valkey://")
+                                 f"{', '.join(REDIS_SCHEMES[1:])}")
         return _opened[url]
 
 
